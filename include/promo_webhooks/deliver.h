@@ -1,0 +1,69 @@
+/*
+ * deliver: HTTP POSTs to webhook targets through libcurl's multi_socket API
+ * on the event loop (pipeline stage 5); the only module that includes
+ * libcurl. Thousands of transfers in flight, connections reused, a bounded
+ * number per target so one slow target cannot take every slot; requests
+ * beyond the bounds wait in the module's own per-target queues (curl is
+ * only handed what may start now, so the timeout measures the attempt, not
+ * the wait).
+ */
+#ifndef PROMO_WEBHOOKS_DELIVER_H
+#define PROMO_WEBHOOKS_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "promo_webhooks/config.h"
+
+struct event_base;
+struct deliver;
+
+/* What became of one attempt. Everything but DELIVER_OK is a failure. */
+enum deliver_outcome {
+	DELIVER_OK = 0,      /* a 2xx status */
+	DELIVER_HTTP_STATUS, /* any other status, redirects included */
+	DELIVER_TIMEOUT,     /* no complete answer within the timeout */
+	DELIVER_CONNECT,     /* name resolution, connect, reset, send/recv */
+	DELIVER_TLS,         /* handshake or certificate verification */
+	DELIVER_REFUSED,     /* the address policy refused the target */
+	DELIVER_CANCELLED,   /* given up at shutdown: not an attempt */
+	DELIVER_OTHER,       /* anything else (bad URL, out of memory) */
+};
+
+struct deliver_result {
+	enum deliver_outcome outcome;
+	long status;          /* the HTTP status, 0 when none was received */
+	char error[256];      /* one line for the attempt log, "" on success */
+	int64_t duration_ms;  /* from the start of the attempt */
+	int64_t started_ms;   /* Unix ms when the attempt started */
+};
+
+struct deliver_request {
+	const char *target;       /* absolute http(s) URL */
+	char *body;               /* malloc'd; ownership passes to deliver */
+	size_t body_len;
+	const char *content_type; /* "application/json" or "application/xml" */
+	const char *message_id;   /* webhook-id header */
+	const char *secret;       /* NULL, or "whsec_..." to sign with */
+};
+
+typedef void deliver_done_fn(void *arg, const struct deliver_result *res);
+
+struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
+			    char *err, size_t errlen);
+void deliver_free(struct deliver *d);
+
+/*
+ * Queues one POST. Takes ownership of req->body (also on failure) and copies
+ * every other string. done is called exactly once, from the loop, never
+ * inside this call. Returns -1 only when out of memory (done not called).
+ */
+int deliver_submit(struct deliver *d, const struct deliver_request *req,
+		   deliver_done_fn *done, void *arg);
+
+/* Requests submitted and not yet completed (queued or running). */
+size_t deliver_pending(const struct deliver *d);
+/* Completes every queued and running request with DELIVER_CANCELLED. */
+void deliver_cancel_all(struct deliver *d);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * log: one line per record on stderr, either JSON (the default, for log
+ * collectors) or logfmt text. Levels are checked before any argument is
+ * formatted. Never pass a secret or a payload body.
+ *
+ *   log_info("delivery failed", "webhook=%s status=%ld", id, status);
+ *
+ * The context is a logfmt fragment of key=value pairs separated by spaces;
+ * values must not contain spaces unless quoted with "..." in the fragment.
+ */
+#ifndef PROMO_WEBHOOKS_LOG_H
+#define PROMO_WEBHOOKS_LOG_H
+
+enum log_level {
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO = 1,
+	LOG_LEVEL_WARN = 2,
+	LOG_LEVEL_ERROR = 3,
+};
+
+enum log_format {
+	LOG_FORMAT_JSON = 0,
+	LOG_FORMAT_TEXT = 1,
+};
+
+extern enum log_level log_min_level;
+
+void log_setup(enum log_level min, enum log_format format);
+int log_level_parse(const char *s, enum log_level *out);
+void log_emit(enum log_level level, const char *msg, const char *ctxfmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_at(level, msg, ...)                                                \
+	do {                                                                   \
+		if ((level) >= log_min_level)                                  \
+			log_emit((level), (msg), __VA_ARGS__);                 \
+	} while (0)
+#define log_debug(msg, ...) log_at(LOG_LEVEL_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...) log_at(LOG_LEVEL_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...) log_at(LOG_LEVEL_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_at(LOG_LEVEL_ERROR, msg, __VA_ARGS__)
+
+#endif

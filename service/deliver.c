@@ -1,0 +1,1035 @@
+/*
+ * deliver: webhook POSTs through libcurl's multi_socket API on the libevent
+ * loop (pipeline stage 5); the only file that includes libcurl.
+ * See include/promo_webhooks/deliver.h.
+ *
+ * A request lives in exactly one place: the FIFO queue of its target
+ * (scheme://host:port), the running list (handed to curl), or the finished
+ * list (failed before an attempt, reported from the loop). Targets with
+ * queued work and a free per-target slot sit in a ring that the start pass
+ * serves round-robin, one request per target per turn, while the total cap
+ * allows; so a slow target fills only its own slots and never starves the
+ * others. The start pass runs once per loop pass from a deferred event,
+ * never inside a completion or inside deliver_submit.
+ *
+ * The address policy is applied in CURLOPT_OPENSOCKETFUNCTION, on the
+ * address curl is about to dial, so what the name resolved to at that
+ * moment is what is checked.
+ */
+#include "promo_webhooks/deliver.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "promo_webhooks/addrpolicy.h"
+#include "promo_webhooks/log.h"
+#include "promo_webhooks/sign.h"
+
+/* How much of a response body is read before the transfer is cut off. */
+#define DELIVER_MAX_RESPONSE ((size_t)1 << 20)
+/* How much of a response body is kept (for the attempt log, later). */
+#define DELIVER_KEEP_RESPONSE 1024
+/* Idle easy handles kept for reuse beyond this are cleaned up. */
+#define DELIVER_MAX_FREE_EASY 1024
+
+enum dreq_state {
+	DREQ_QUEUED,   /* in its target's queue */
+	DREQ_RUNNING,  /* handed to curl, in d->running */
+	DREQ_FINISHED, /* failed before an attempt, in d->finished */
+};
+
+struct target;
+
+struct dreq {
+	struct deliver *d;
+	struct target *t;          /* NULL when finished before queueing */
+	struct dreq *prev, *next;  /* links of the list it is in */
+	enum dreq_state state;
+
+	char *url;
+	char *body;                /* owned; curl reads it in place */
+	size_t body_len;
+	char *content_type;
+	char *message_id;
+	char *secret;              /* NULL when unsigned */
+	deliver_done_fn *done;
+	void *arg;
+
+	CURL *easy;                /* while running */
+	struct curl_slist *headers; /* while running */
+	char errbuf[CURL_ERROR_SIZE];
+	char refused[160];         /* "" or why the address policy refused */
+	size_t resp_total;         /* response body bytes seen */
+	size_t resp_kept;          /* bytes in resp_head */
+	char resp_head[DELIVER_KEEP_RESPONSE]; /* start of the response body */
+	int too_large;             /* the body passed DELIVER_MAX_RESPONSE */
+	int64_t started_mono_ms;
+	struct deliver_result res;
+};
+
+struct dlist {
+	struct dreq *head, *tail;
+	size_t n;
+};
+
+struct target {
+	char *key;                 /* "scheme://host:port" */
+	struct target *hnext;      /* hash chain */
+	struct target *rprev, *rnext; /* ready ring */
+	int in_ring;
+	struct dlist queue;        /* waiting, FIFO */
+	size_t running;
+};
+
+/* One socket curl asked us to watch. */
+struct sockctx {
+	struct deliver *d;
+	curl_socket_t fd;
+	int what;                  /* CURL_POLL_* currently watched */
+	struct event *ev;
+	struct sockctx *prev, *next;
+};
+
+struct deliver {
+	struct event_base *base;
+	CURLM *multi;
+	CURLSH *share;             /* TLS sessions shared by all handles */
+	struct event *timer;       /* curl's timeout */
+	struct event *kick;        /* deferred: report finished, start queued */
+
+	long timeout_ms;
+	size_t max_total;
+	size_t max_per_target;
+	int allow_private;
+
+	struct target **buckets;   /* targets by key */
+	size_t nbuckets;
+	size_t ntargets;
+	struct target *ring_head, *ring_tail; /* targets that may start one now */
+
+	struct dlist running;
+	struct dlist finished;
+	size_t queued;
+
+	CURL **free_easy;          /* reset handles for reuse */
+	size_t n_free_easy;
+	struct sockctx *socks;     /* every watched socket */
+};
+
+static int curl_inits; /* curl_global_init calls not yet balanced */
+
+/* ---- small helpers --------------------------------------------------- */
+
+static int64_t clock_ms(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_str(const char *s)
+{
+	size_t n;
+	char *p;
+
+	if (!s)
+		return NULL;
+	n = strlen(s) + 1;
+	p = malloc(n);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+static void dlist_push(struct dlist *l, struct dreq *r)
+{
+	r->next = NULL;
+	r->prev = l->tail;
+	if (l->tail)
+		l->tail->next = r;
+	else
+		l->head = r;
+	l->tail = r;
+	l->n++;
+}
+
+static void dlist_unlink(struct dlist *l, struct dreq *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		l->tail = r->prev;
+	r->prev = r->next = NULL;
+	l->n--;
+}
+
+static void set_result(struct dreq *r, enum deliver_outcome o, const char *err)
+{
+	r->res.outcome = o;
+	snprintf(r->res.error, sizeof(r->res.error), "%s", err ? err : "");
+}
+
+static void dreq_free(struct dreq *r)
+{
+	free(r->url);
+	free(r->body);
+	free(r->content_type);
+	free(r->message_id);
+	free(r->secret);
+	free(r);
+}
+
+static void kick(struct deliver *d)
+{
+	event_active(d->kick, EV_TIMEOUT, 0);
+}
+
+/* ---- targets --------------------------------------------------------- */
+
+static size_t hash_key(const char *s)
+{
+	size_t h = 2166136261u;
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static int targets_grow(struct deliver *d)
+{
+	size_t n = d->nbuckets ? d->nbuckets * 2 : 64, i;
+	struct target **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -1;
+	for (i = 0; i < d->nbuckets; i++) {
+		struct target *t = d->buckets[i], *next;
+
+		for (; t; t = next) {
+			size_t h = hash_key(t->key) & (n - 1);
+
+			next = t->hnext;
+			t->hnext = b[h];
+			b[h] = t;
+		}
+	}
+	free(d->buckets);
+	d->buckets = b;
+	d->nbuckets = n;
+	return 0;
+}
+
+static struct target *target_get(struct deliver *d, const char *key)
+{
+	struct target *t;
+	size_t h;
+
+	if (d->nbuckets) {
+		for (t = d->buckets[hash_key(key) & (d->nbuckets - 1)]; t; t = t->hnext)
+			if (strcmp(t->key, key) == 0)
+				return t;
+	}
+	if (d->ntargets >= d->nbuckets && targets_grow(d) < 0)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->key = dup_str(key);
+	if (!t->key) {
+		free(t);
+		return NULL;
+	}
+	h = hash_key(key) & (d->nbuckets - 1);
+	t->hnext = d->buckets[h];
+	d->buckets[h] = t;
+	d->ntargets++;
+	return t;
+}
+
+static void ring_remove(struct deliver *d, struct target *t)
+{
+	if (!t->in_ring)
+		return;
+	if (t->rprev)
+		t->rprev->rnext = t->rnext;
+	else
+		d->ring_head = t->rnext;
+	if (t->rnext)
+		t->rnext->rprev = t->rprev;
+	else
+		d->ring_tail = t->rprev;
+	t->rprev = t->rnext = NULL;
+	t->in_ring = 0;
+}
+
+/* Keeps the invariant: t is in the ring iff it has queued requests and a
+ * free slot. A target that joins goes to the tail (its turn comes after
+ * everyone already waiting). */
+static void ring_update(struct deliver *d, struct target *t)
+{
+	int eligible = t->queue.n > 0 && t->running < d->max_per_target;
+
+	if (eligible && !t->in_ring) {
+		t->rnext = NULL;
+		t->rprev = d->ring_tail;
+		if (d->ring_tail)
+			d->ring_tail->rnext = t;
+		else
+			d->ring_head = t;
+		d->ring_tail = t;
+		t->in_ring = 1;
+	} else if (!eligible && t->in_ring) {
+		ring_remove(d, t);
+	}
+}
+
+/* Forgets a target with nothing queued or running. */
+static void target_release_if_idle(struct deliver *d, struct target *t)
+{
+	struct target **pp;
+
+	if (t->queue.n || t->running)
+		return;
+	ring_remove(d, t);
+	for (pp = &d->buckets[hash_key(t->key) & (d->nbuckets - 1)]; *pp;
+	     pp = &(*pp)->hnext) {
+		if (*pp == t) {
+			*pp = t->hnext;
+			break;
+		}
+	}
+	d->ntargets--;
+	free(t->key);
+	free(t);
+}
+
+/* "scheme://host:port" of an absolute http(s) URL, lower case. */
+static int target_key(const char *url, char *key, size_t keylen, char *err,
+		      size_t errlen)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	CURLU *u = curl_url();
+	int rc = -1;
+	size_t i;
+
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "invalid target URL");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+		snprintf(err, errlen, "target URL is not http or https");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		snprintf(err, errlen, "invalid target URL");
+		goto out;
+	}
+	if ((size_t)snprintf(key, keylen, "%s://%s:%s", scheme, host, port) >= keylen) {
+		snprintf(err, errlen, "target URL host too long");
+		goto out;
+	}
+	for (i = 0; key[i]; i++)
+		key[i] = (char)tolower((unsigned char)key[i]);
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* ---- curl callbacks -------------------------------------------------- */
+
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
+				    struct curl_sockaddr *a)
+{
+	struct dreq *r = clientp;
+	curl_socket_t s;
+
+	if (purpose == CURLSOCKTYPE_IPCXN && !r->d->allow_private) {
+		char why[64], shown[64];
+
+		if (!addrpolicy_allowed(&a->addr, why, sizeof(why))) {
+			addrpolicy_format(&a->addr, shown, sizeof(shown));
+			if (!r->refused[0])
+				snprintf(r->refused, sizeof(r->refused),
+					 "target address not allowed: %s (%s)", shown,
+					 why);
+			return CURL_SOCKET_BAD;
+		}
+	}
+	s = socket(a->family, a->socktype, a->protocol);
+	if (s >= 0 && fcntl(s, F_SETFD, FD_CLOEXEC) < 0) {
+		close(s);
+		return CURL_SOCKET_BAD;
+	}
+	return s;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct dreq *r = userdata;
+	size_t n = size * nmemb;
+
+	if (r->resp_kept < sizeof(r->resp_head)) {
+		size_t keep = sizeof(r->resp_head) - r->resp_kept;
+
+		if (keep > n)
+			keep = n;
+		memcpy(r->resp_head + r->resp_kept, ptr, keep);
+		r->resp_kept += keep;
+	}
+	r->resp_total += n;
+	if (r->resp_total > DELIVER_MAX_RESPONSE) {
+		r->too_large = 1;
+#ifdef CURL_WRITEFUNC_ERROR
+		return CURL_WRITEFUNC_ERROR;
+#else
+		return 0;
+#endif
+	}
+	return n;
+}
+
+static void process_completions(struct deliver *d);
+
+static void sock_event_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct sockctx *sc = arg;
+	struct deliver *d = sc->d; /* sc may be freed by socket_action */
+	int action = 0, running;
+	CURLMcode mc;
+
+	if (events & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (events & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	mc = curl_multi_socket_action(d->multi, fd, action, &running);
+	if (mc != CURLM_OK)
+		log_error("curl_multi_socket_action failed", "error=\"%s\"",
+			  curl_multi_strerror(mc));
+	process_completions(d);
+}
+
+static void sock_free(struct deliver *d, struct sockctx *sc)
+{
+	event_free(sc->ev);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		d->socks = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	free(sc);
+}
+
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct deliver *d = userp;
+	struct sockctx *sc = socketp;
+	short kind;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (sc) {
+			curl_multi_assign(d->multi, s, NULL);
+			sock_free(d, sc);
+		}
+		return 0;
+	}
+	if (!sc) {
+		sc = calloc(1, sizeof(*sc));
+		if (sc)
+			sc->ev = event_new(d->base, s, 0, sock_event_cb, sc);
+		if (!sc || !sc->ev) {
+			free(sc);
+			log_error("cannot watch a delivery socket", "error=\"%s\"",
+				  "out of memory");
+			return -1;
+		}
+		sc->d = d;
+		sc->fd = s;
+		sc->next = d->socks;
+		if (d->socks)
+			d->socks->prev = sc;
+		d->socks = sc;
+		curl_multi_assign(d->multi, s, sc);
+	} else {
+		if (sc->what == what)
+			return 0;
+		event_del(sc->ev);
+	}
+	sc->what = what;
+	kind = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (event_assign(sc->ev, d->base, s, kind, sock_event_cb, sc) < 0 ||
+	    event_add(sc->ev, NULL) < 0) {
+		log_error("cannot watch a delivery socket", "fd=%d", (int)s);
+		return -1;
+	}
+	return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct deliver *d = userp;
+	struct timeval tv;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		event_del(d->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	if (event_add(d->timer, &tv) < 0) {
+		log_error("cannot arm the delivery timer", "%s", "");
+		return -1;
+	}
+	return 0;
+}
+
+static void timer_event_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct deliver *d = arg;
+	int running;
+	CURLMcode mc;
+
+	(void)fd;
+	(void)events;
+	mc = curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	if (mc != CURLM_OK)
+		log_error("curl_multi_socket_action failed", "error=\"%s\"",
+			  curl_multi_strerror(mc));
+	process_completions(d);
+}
+
+/* ---- attempts -------------------------------------------------------- */
+
+static CURL *easy_get(struct deliver *d)
+{
+	if (d->n_free_easy)
+		return d->free_easy[--d->n_free_easy];
+	return curl_easy_init();
+}
+
+static void easy_put(struct deliver *d, CURL *easy)
+{
+	if (d->n_free_easy < d->max_total && d->n_free_easy < DELIVER_MAX_FREE_EASY) {
+		curl_easy_reset(easy);
+		d->free_easy[d->n_free_easy++] = easy;
+	} else {
+		curl_easy_cleanup(easy);
+	}
+}
+
+static enum deliver_outcome outcome_of(CURLcode code)
+{
+	switch (code) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return DELIVER_TIMEOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return DELIVER_CONNECT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+	case CURLE_USE_SSL_FAILED:
+		return DELIVER_TLS;
+	default:
+		return DELIVER_OTHER;
+	}
+}
+
+/* Fills r->res from curl's verdict on a finished transfer. */
+static void classify(struct dreq *r, CURLcode code)
+{
+	long status = 0;
+
+	if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	r->res.status = status;
+	/* A cut-off oversized body still has the status the receiver gave:
+	 * the contract judges an attempt by its status alone. */
+	if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && r->too_large && status > 0)) {
+		if (status >= 200 && status <= 299) {
+			set_result(r, DELIVER_OK, "");
+		} else {
+			char e[32];
+
+			snprintf(e, sizeof(e), "HTTP %ld", status);
+			set_result(r, DELIVER_HTTP_STATUS, e);
+		}
+		return;
+	}
+	if (r->refused[0] && code == CURLE_COULDNT_CONNECT) {
+		set_result(r, DELIVER_REFUSED, r->refused);
+		return;
+	}
+	if (r->too_large) {
+		set_result(r, DELIVER_OTHER, "response too large");
+		return;
+	}
+	set_result(r, outcome_of(code), r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+}
+
+/*
+ * Reports r and frees it. A running request gives its slot back first, so
+ * that done may submit again. Called only from loop callbacks.
+ */
+static void complete(struct deliver *d, struct dreq *r)
+{
+	struct target *t = r->t;
+	deliver_done_fn *done = r->done;
+	void *arg = r->arg;
+
+	if (r->state == DREQ_RUNNING) {
+		dlist_unlink(&d->running, r);
+		t->running--;
+		if (r->easy) {
+			curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+			easy_put(d, r->easy);
+			r->easy = NULL;
+		}
+		curl_slist_free_all(r->headers);
+		r->headers = NULL;
+		r->res.duration_ms = clock_ms(CLOCK_MONOTONIC) - r->started_mono_ms;
+	} else if (r->state == DREQ_FINISHED) {
+		dlist_unlink(&d->finished, r);
+	}
+	if (t) {
+		ring_update(d, t);
+		target_release_if_idle(d, t);
+		r->t = NULL;
+	}
+	if (d->ring_head)
+		kick(d);
+	if (r->res.outcome != DELIVER_OK)
+		log_debug("delivery attempt failed", "outcome=%d status=%ld error=\"%s\"",
+			  (int)r->res.outcome, r->res.status, r->res.error);
+	done(arg, &r->res);
+	dreq_free(r);
+}
+
+static void process_completions(struct deliver *d)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
+		CURLcode code = msg->data.result;
+		CURL *easy = msg->easy_handle;
+		char *priv = NULL;
+		struct dreq *r;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+			log_error("finished transfer without a request", "%s", "");
+			curl_multi_remove_handle(d->multi, easy);
+			curl_easy_cleanup(easy);
+			continue;
+		}
+		r = (struct dreq *)priv;
+		classify(r, code);
+		curl_multi_remove_handle(d->multi, easy);
+		complete(d, r);
+	}
+}
+
+static int header_add(struct curl_slist **list, const char *name, const char *value)
+{
+	char line[512];
+	struct curl_slist *l;
+	size_t i;
+
+	for (i = 0; value[i]; i++)
+		if (value[i] == '\r' || value[i] == '\n')
+			return -1;
+	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+		return -1;
+	l = curl_slist_append(*list, line);
+	if (!l)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+#define SETOPT(opt, val)                                                       \
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(easy, opt, val);                 \
+	} while (0)
+
+/*
+ * Hands r to curl. On failure returns -1 with r->res set; r is then not
+ * in the running list and owns no easy handle.
+ */
+static int attempt_start(struct deliver *d, struct dreq *r)
+{
+	char ts[24], sig[SIGN_SIGNATURE_LEN];
+	struct curl_slist *h = NULL;
+	CURLcode rc = CURLE_OK;
+	CURLMcode mc;
+	int64_t now;
+	CURL *easy;
+
+	r->res.started_ms = now = clock_ms(CLOCK_REALTIME);
+	r->started_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	snprintf(ts, sizeof(ts), "%" PRId64, now / 1000);
+
+	if (r->secret && sign_signature(r->secret, r->message_id, now / 1000, r->body,
+					r->body_len, sig) < 0) {
+		set_result(r, DELIVER_OTHER, "malformed webhook secret");
+		return -1;
+	}
+	if (header_add(&h, "Content-Type", r->content_type) < 0 ||
+	    header_add(&h, "User-Agent", "promo-webhooks/" PW_VERSION) < 0 ||
+	    header_add(&h, "webhook-id", r->message_id) < 0 ||
+	    header_add(&h, "webhook-timestamp", ts) < 0 ||
+	    (r->secret && header_add(&h, "webhook-signature", sig) < 0) ||
+	    !(h = curl_slist_append(h, "Expect:"))) {
+		curl_slist_free_all(h);
+		set_result(r, DELIVER_OTHER, "cannot build request headers");
+		return -1;
+	}
+	easy = easy_get(d);
+	if (!easy) {
+		curl_slist_free_all(h);
+		set_result(r, DELIVER_OTHER, "out of memory");
+		return -1;
+	}
+	r->errbuf[0] = '\0';
+	SETOPT(CURLOPT_URL, r->url);
+	SETOPT(CURLOPT_PRIVATE, (char *)r);
+	SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_PROXY, "");
+	SETOPT(CURLOPT_TIMEOUT_MS, d->timeout_ms);
+	SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+	SETOPT(CURLOPT_POSTFIELDS, r->body ? r->body : "");
+	SETOPT(CURLOPT_HTTPHEADER, h);
+	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(CURLOPT_WRITEDATA, r);
+	SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	SETOPT(CURLOPT_OPENSOCKETDATA, r);
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_SHARE, d->share);
+	if (rc != CURLE_OK) {
+		curl_slist_free_all(h);
+		easy_put(d, easy);
+		set_result(r, DELIVER_OTHER, curl_easy_strerror(rc));
+		return -1;
+	}
+	mc = curl_multi_add_handle(d->multi, easy);
+	if (mc != CURLM_OK) {
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(h);
+		easy_put(d, easy);
+		set_result(r, DELIVER_OTHER, curl_multi_strerror(mc));
+		return -1;
+	}
+	r->easy = easy;
+	r->headers = h;
+	r->state = DREQ_RUNNING;
+	dlist_push(&d->running, r);
+	return 0;
+}
+
+#undef SETOPT
+
+/* The deferred pass: reports requests that failed before an attempt, then
+ * starts queued requests round-robin across targets while slots allow. */
+static void kick_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct deliver *d = arg;
+	size_t n;
+
+	(void)fd;
+	(void)events;
+	/* Only those present now: a done callback may add more. */
+	for (n = d->finished.n; n > 0 && d->finished.head; n--)
+		complete(d, d->finished.head);
+
+	while (d->ring_head && d->running.n < d->max_total) {
+		struct target *t = d->ring_head;
+		struct dreq *r = t->queue.head;
+
+		dlist_unlink(&t->queue, r);
+		d->queued--;
+		ring_remove(d, t);
+		if (attempt_start(d, r) == 0) {
+			t->running++;
+			ring_update(d, t);
+			continue;
+		}
+		/* Failed before reaching curl: report it as finished. */
+		r->state = DREQ_FINISHED;
+		dlist_push(&d->finished, r);
+		ring_update(d, t);
+		complete(d, r);
+	}
+}
+
+/* ---- public API ------------------------------------------------------ */
+
+struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
+			    char *err, size_t errlen)
+{
+	struct deliver *d;
+	CURLMcode mc = CURLM_OK;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "curl_global_init failed");
+		return NULL;
+	}
+	curl_inits++;
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		curl_global_cleanup();
+		curl_inits--;
+		return NULL;
+	}
+	d->base = base;
+	d->timeout_ms = cfg->delivery_timeout_ms > 0 ? cfg->delivery_timeout_ms : 10000;
+	d->max_total = cfg->max_in_flight > 0 ? (size_t)cfg->max_in_flight : 4096;
+	d->max_per_target = cfg->max_in_flight_per_target > 0
+				    ? (size_t)cfg->max_in_flight_per_target
+				    : 256;
+	d->allow_private = cfg->allow_private_targets;
+	d->free_easy = calloc(d->max_total < DELIVER_MAX_FREE_EASY ? d->max_total
+								    : DELIVER_MAX_FREE_EASY,
+			      sizeof(*d->free_easy));
+	d->multi = curl_multi_init();
+	d->share = curl_share_init();
+	d->timer = evtimer_new(base, timer_event_cb, d);
+	d->kick = event_new(base, -1, 0, kick_cb, d);
+	if (!d->free_easy || !d->multi || !d->share || !d->timer || !d->kick) {
+		snprintf(err, errlen, "out of memory");
+		deliver_free(d);
+		return NULL;
+	}
+	mc = curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+	/* Keep a warm connection for every slot that may be busy. */
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->max_total);
+	if (mc != CURLM_OK) {
+		snprintf(err, errlen, "curl_multi_setopt: %s", curl_multi_strerror(mc));
+		deliver_free(d);
+		return NULL;
+	}
+	/* One thread: no lock callbacks needed. The multi handle already
+	 * shares its DNS cache and connections. */
+	if (curl_share_setopt(d->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+	    CURLSHE_OK) {
+		snprintf(err, errlen, "curl_share_setopt failed");
+		deliver_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void deliver_free(struct deliver *d)
+{
+	size_t i;
+
+	if (!d)
+		return;
+	deliver_cancel_all(d);
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	while (d->socks)
+		sock_free(d, d->socks);
+	for (i = 0; i < d->n_free_easy; i++)
+		curl_easy_cleanup(d->free_easy[i]);
+	free(d->free_easy);
+	if (d->share && curl_share_cleanup(d->share) != CURLSHE_OK)
+		log_warn("curl share handle still in use at shutdown", "%s", "");
+	for (i = 0; i < d->nbuckets; i++) {
+		struct target *t, *next;
+
+		for (t = d->buckets[i]; t; t = next) {
+			next = t->hnext;
+			free(t->key);
+			free(t);
+		}
+	}
+	free(d->buckets);
+	if (d->timer)
+		event_free(d->timer);
+	if (d->kick)
+		event_free(d->kick);
+	free(d);
+	if (curl_inits > 0) {
+		curl_inits--;
+		curl_global_cleanup();
+	}
+}
+
+int deliver_submit(struct deliver *d, const struct deliver_request *req,
+		   deliver_done_fn *done, void *arg)
+{
+	char key[1024], why[128];
+	struct target *t;
+	struct dreq *r;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		free(req->body);
+		return -1;
+	}
+	r->d = d;
+	r->body = req->body;
+	r->body_len = req->body_len;
+	r->done = done;
+	r->arg = arg;
+	r->url = dup_str(req->target ? req->target : "");
+	r->content_type = dup_str(req->content_type ? req->content_type : "application/json");
+	r->message_id = dup_str(req->message_id ? req->message_id : "");
+	r->secret = dup_str(req->secret);
+	if (!r->url || !r->content_type || !r->message_id || (req->secret && !r->secret)) {
+		dreq_free(r);
+		return -1;
+	}
+	if (target_key(r->url, key, sizeof(key), why, sizeof(why)) < 0) {
+		/* Not an attempt that could start: reported from the loop. */
+		set_result(r, DELIVER_OTHER, why);
+		r->res.started_ms = clock_ms(CLOCK_REALTIME);
+		r->state = DREQ_FINISHED;
+		dlist_push(&d->finished, r);
+		kick(d);
+		return 0;
+	}
+	t = target_get(d, key);
+	if (!t) {
+		dreq_free(r);
+		return -1;
+	}
+	r->t = t;
+	r->state = DREQ_QUEUED;
+	dlist_push(&t->queue, r);
+	d->queued++;
+	ring_update(d, t);
+	if (t->in_ring)
+		kick(d);
+	return 0;
+}
+
+size_t deliver_pending(const struct deliver *d)
+{
+	return d->queued + d->running.n + d->finished.n;
+}
+
+void deliver_cancel_all(struct deliver *d)
+{
+	struct dlist all = { NULL, NULL, 0 };
+	struct dreq *r;
+	size_t i;
+
+	/* Detach everything first: done callbacks may submit again. */
+	while ((r = d->running.head) != NULL) {
+		dlist_unlink(&d->running, r);
+		curl_multi_remove_handle(d->multi, r->easy);
+		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+		easy_put(d, r->easy);
+		r->easy = NULL;
+		curl_slist_free_all(r->headers);
+		r->headers = NULL;
+		r->t->running--;
+		r->res.duration_ms = clock_ms(CLOCK_MONOTONIC) - r->started_mono_ms;
+		set_result(r, DELIVER_CANCELLED, "cancelled at shutdown");
+		dlist_push(&all, r);
+	}
+	for (i = 0; i < d->nbuckets; i++) {
+		struct target *t;
+
+		for (t = d->buckets[i]; t; t = t->hnext) {
+			while ((r = t->queue.head) != NULL) {
+				dlist_unlink(&t->queue, r);
+				d->queued--;
+				set_result(r, DELIVER_CANCELLED, "cancelled at shutdown");
+				dlist_push(&all, r);
+			}
+		}
+	}
+	while ((r = d->finished.head) != NULL) {
+		dlist_unlink(&d->finished, r);
+		dlist_push(&all, r);
+	}
+	/* Every target is idle now: forget them all. */
+	for (r = all.head; r; r = r->next)
+		r->t = NULL;
+	for (i = 0; i < d->nbuckets; i++) {
+		struct target *t, *next;
+
+		for (t = d->buckets[i]; t; t = next) {
+			next = t->hnext;
+			free(t->key);
+			free(t);
+		}
+		d->buckets[i] = NULL;
+	}
+	d->ntargets = 0;
+	d->ring_head = d->ring_tail = NULL;
+	while ((r = all.head) != NULL) {
+		dlist_unlink(&all, r);
+		r->state = DREQ_FINISHED;
+		r->done(r->arg, &r->res);
+		dreq_free(r);
+	}
+}

@@ -1,0 +1,858 @@
+/*
+ * event: the event type table, CloudEvents decoding of a Kafka message in
+ * both content modes, and RFC 3339 times (pipeline stage 2, pure).
+ *
+ * Decoding streams the value through yajl's callback parser once: the
+ * CloudEvents attributes are picked out on the way and the data object is
+ * re-serialised compactly into a buffer as it goes by, numbers from their
+ * original text, so every value reaches the webhook untouched and no parse
+ * tree is built on the hot path.
+ */
+#include "promo_webhooks/event.h"
+#include "promo_webhooks/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_parse.h>
+
+struct event_type_info {
+	const char *name;
+	const char *description; /* from the product help (Promo Core > Webhooks) */
+	int derived;             /* produced by the service, never consumed */
+};
+
+static const struct event_type_info event_types[EVENT_TYPE_COUNT] = {
+	[EVENT_ATTRIBUTE_VALUES_IMPORT_COMPLETED] = {
+		"AttributeValues.ImportCompleted",
+		"Triggered after an attribute values import action has completed.", 0 },
+	[EVENT_COUPON_CODES_GENERATE_COMPLETED] = {
+		"CouponCodes.GenerateCompleted",
+		"Triggered after a voucher code generate action has completed.", 0 },
+	[EVENT_COUPON_CODES_IMPORT_COMPLETED] = {
+		"CouponCodes.ImportCompleted",
+		"Triggered after a coupon import action is completed.", 0 },
+	[EVENT_COUPON_CODES_RESERVED_ACTIVATED] = {
+		"CouponCodes.ReservedActivated",
+		"Where a refer-a-friend promotion has been applied to a confirmed "
+		"basket - triggered when the referral code is fully utilized.", 0 },
+	[EVENT_PRODUCT_IMPORT_COMPLETED] = {
+		"Product.ImportCompleted",
+		"Triggered after a product import action has completed.", 0 },
+	[EVENT_PROMOTION_CREATED] = {
+		"Promotion.Created",
+		"Triggered when a promotion is created in the Promo Portal or via "
+		"the Promo API.", 0 },
+	[EVENT_PROMOTION_DELETED] = {
+		"Promotion.Deleted",
+		"Triggered when a promotion is deleted in the Promo Portal or via "
+		"the Promo API.", 0 },
+	[EVENT_PROMOTION_UPDATED] = {
+		"Promotion.Updated",
+		"Triggered when a promotion is updated in the Promo Portal or via "
+		"the Promo API.", 0 },
+	[EVENT_PROMOTION_STARTING_IN_PERIOD] = {
+		"Promotion.StartingInPeriod",
+		"Triggered when a promotion is due to start within a defined period.", 1 },
+	[EVENT_PROMOTION_ENDING_IN_PERIOD] = {
+		"Promotion.EndingInPeriod",
+		"Triggered when a promotion is due to end within a defined period.", 1 },
+};
+
+static int event_type_valid(enum event_type t)
+{
+	return (int)t >= 0 && t < EVENT_TYPE_COUNT;
+}
+
+const char *event_type_name(enum event_type t)
+{
+	return event_type_valid(t) ? event_types[t].name : NULL;
+}
+
+const char *event_type_description(enum event_type t)
+{
+	return event_type_valid(t) ? event_types[t].description : NULL;
+}
+
+int event_type_is_derived(enum event_type t)
+{
+	return event_type_valid(t) && event_types[t].derived;
+}
+
+int event_type_parse(const char *name, size_t len, enum event_type *out)
+{
+	int i;
+
+	for (i = 0; i < EVENT_TYPE_COUNT; i++) {
+		const char *n = event_types[i].name;
+
+		if (strlen(n) == len && memcmp(n, name, len) == 0) {
+			*out = (enum event_type)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- RFC 3339 ---------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil), so no timegm() and no time_t range worries. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+static int is_leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int64_t y, int m)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+/* Reads exactly n decimal digits at s. */
+static int read_digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * date-time = YYYY-MM-DD ("T" / "t") hh:mm:ss [.frac] ("Z" / "z" / +hh:mm /
+ * -hh:mm), RFC 3339 section 5.6. Fractions of any length are truncated to
+ * milliseconds. A leap second (ss = 60) counts as the first second of the
+ * next minute, as POSIX time has no room for it.
+ */
+int event_parse_time(const char *s, size_t len, int64_t *ms)
+{
+	int year, mon, day, hour, min, sec, frac_ms = 0, off_h = 0, off_m = 0;
+	int off_sign = 0, scale = 100;
+	size_t i;
+	int64_t secs;
+
+	if (len < 20)
+		return -1;
+	if (read_digits(s, 4, &year) < 0 || s[4] != '-' ||
+	    read_digits(s + 5, 2, &mon) < 0 || s[7] != '-' ||
+	    read_digits(s + 8, 2, &day) < 0 || (s[10] != 'T' && s[10] != 't') ||
+	    read_digits(s + 11, 2, &hour) < 0 || s[13] != ':' ||
+	    read_digits(s + 14, 2, &min) < 0 || s[16] != ':' ||
+	    read_digits(s + 17, 2, &sec) < 0)
+		return -1;
+	i = 19;
+	if (s[i] == '.') {
+		size_t start = ++i;
+
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			frac_ms += (s[i] - '0') * scale;
+			scale /= 10;
+			i++;
+		}
+		if (i == start)
+			return -1;
+	}
+	if (i >= len)
+		return -1;
+	if (s[i] == 'Z' || s[i] == 'z') {
+		i++;
+	} else if (s[i] == '+' || s[i] == '-') {
+		off_sign = s[i] == '+' ? 1 : -1;
+		if (len - i < 6 || read_digits(s + i + 1, 2, &off_h) < 0 ||
+		    s[i + 3] != ':' || read_digits(s + i + 4, 2, &off_m) < 0)
+			return -1;
+		i += 6;
+	} else {
+		return -1;
+	}
+	if (i != len)
+		return -1;
+	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
+	    hour > 23 || min > 59 || sec > 60 || off_h > 23 || off_m > 59)
+		return -1;
+	secs = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 +
+	       sec - off_sign * (off_h * 3600 + off_m * 60);
+	*ms = secs * 1000 + frac_ms;
+	return 0;
+}
+
+void event_format_time(int64_t ms, char *out, size_t outlen)
+{
+	int64_t days, rem, year;
+	int mon, day;
+
+	days = ms / 86400000;
+	rem = ms % 86400000;
+	if (rem < 0) {
+		rem += 86400000;
+		days--;
+	}
+	civil_from_days(days, &year, &mon, &day);
+	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 (long long)year, mon, day, (int)(rem / 3600000),
+		 (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+		 (int)(rem % 1000));
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* The CloudEvents attributes the service requires, in the order they are
+ * checked (so the reason names the first problem). */
+enum attr {
+	ATTR_SPECVERSION = 0,
+	ATTR_ID,
+	ATTR_SOURCE,
+	ATTR_TYPE,
+	ATTR_TIME,
+	ATTR_COMPANYID,
+	ATTR_DATA,  /* the data member; an object, not a string attribute */
+	ATTR_COUNT,
+	ATTR_NONE = ATTR_COUNT
+};
+
+static const char *const attr_names[ATTR_COUNT] = {
+	"specversion", "id", "source", "type", "time", "companyid", "data",
+};
+
+static const char *const attr_headers[ATTR_DATA] = {
+	"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time",
+	"ce_companyid",
+};
+
+/* Members of data the service reads. */
+enum field {
+	FIELD_PROMOTION_ID = 0,
+	FIELD_START_DATE,
+	FIELD_END_DATE,
+	FIELD_COUNT,
+	FIELD_NONE = FIELD_COUNT
+};
+
+static const char *const field_names[FIELD_COUNT] = {
+	"promotionId", "startDate", "endDate",
+};
+
+/* What a captured member held. */
+enum slot_kind {
+	SLOT_ABSENT = 0, /* not seen */
+	SLOT_STRING,     /* a string: str/len hold a copy */
+	SLOT_NULL,       /* JSON null */
+	SLOT_OTHER,      /* any other JSON value */
+};
+
+struct slot {
+	enum slot_kind kind;
+	char *str;  /* owned, NUL-terminated copy when kind is SLOT_STRING */
+	size_t len;
+};
+
+struct decode {
+	int binary;          /* binary content mode: the value is data itself */
+	int depth;           /* containers open around the current token */
+	int data_level;      /* depth of data's own members (2 structured, 1 binary) */
+	int in_data;         /* tokens are being copied into data */
+	enum attr attr;      /* top-level member whose value comes next */
+	enum field field;    /* data member whose value comes next */
+	struct slot attrs[ATTR_COUNT];
+	struct slot fields[FIELD_COUNT];
+	struct buf data;     /* the data object, compact */
+	const char *fail;    /* why a callback stopped the parse */
+	char failbuf[96];    /* storage for a formatted fail */
+};
+
+static void slot_release(struct slot *s)
+{
+	free(s->str);
+	s->str = NULL;
+	s->len = 0;
+	s->kind = SLOT_ABSENT;
+}
+
+static int slot_set_string(struct slot *s, const void *p, size_t len)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return -1;
+	if (len)
+		memcpy(copy, p, len);
+	copy[len] = '\0';
+	slot_release(s);
+	s->kind = SLOT_STRING;
+	s->str = copy;
+	s->len = len;
+	return 0;
+}
+
+static void slot_set_kind(struct slot *s, enum slot_kind kind)
+{
+	slot_release(s);
+	s->kind = kind;
+}
+
+/* A reason may quote input: keep it printable ASCII and short, since it
+ * travels as a Kafka header and into logs. */
+static void quote_input(char *out, size_t outlen, const char *p, size_t len)
+{
+	size_t i, n = 0, limit = 64;
+
+	if (outlen == 0)
+		return;
+	for (i = 0; i < len && i < limit && n + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	if (i < len && n + 3 < outlen) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+}
+
+static void set_reason(char *err, size_t errlen, const char *what,
+		       const char *p, size_t len)
+{
+	char quoted[72];
+
+	quote_input(quoted, sizeof(quoted), p, len);
+	snprintf(err, errlen, "%s%s", what, quoted);
+}
+
+/* Emits the separator a compact JSON text needs before the next value or
+ * key: a comma unless the previous byte opened a container or was a colon. */
+static void data_sep(struct buf *b)
+{
+	char last;
+
+	if (b->len == 0)
+		return;
+	last = b->data[b->len - 1];
+	if (last != '{' && last != '[' && last != ':')
+		buf_addc(b, ',');
+}
+
+/*
+ * Called before every value (scalar or container start) with the kind it
+ * will have. Decides where the value belongs: copied into data, captured as
+ * an attribute or data member, the root of the document, or ignored.
+ * Returns 0 to stop the parse (d->fail says why).
+ */
+static int on_value(struct decode *d, enum slot_kind kind, const void *str,
+		    size_t len, int is_map)
+{
+	if (d->in_data) {
+		if (d->depth == d->data_level && d->field != FIELD_NONE) {
+			struct slot *s = &d->fields[d->field];
+
+			d->field = FIELD_NONE;
+			if (kind == SLOT_STRING) {
+				if (slot_set_string(s, str, len) < 0)
+					goto oom;
+			} else {
+				slot_set_kind(s, kind);
+			}
+		}
+		return 1;
+	}
+	if (d->depth == 0) {
+		if (is_map)
+			return 1;
+		d->fail = d->binary ? "data is not an object" :
+				      "event is not a JSON object";
+		return 0;
+	}
+	if (d->depth == 1 && !d->binary && d->attr != ATTR_NONE) {
+		struct slot *s = &d->attrs[d->attr];
+
+		d->attr = ATTR_NONE;
+		if (kind == SLOT_STRING) {
+			if (slot_set_string(s, str, len) < 0)
+				goto oom;
+		} else {
+			slot_set_kind(s, kind);
+		}
+	}
+	return 1;
+oom:
+	d->fail = "out of memory";
+	return 0;
+}
+
+static int cb_null(void *ctx)
+{
+	struct decode *d = ctx;
+
+	if (!on_value(d, SLOT_NULL, NULL, 0, 0))
+		return 0;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_add(&d->data, "null", 4);
+	}
+	return 1;
+}
+
+static int cb_boolean(void *ctx, int v)
+{
+	struct decode *d = ctx;
+
+	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
+		return 0;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_adds(&d->data, v ? "true" : "false");
+	}
+	return 1;
+}
+
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+	struct decode *d = ctx;
+
+	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
+		return 0;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_add(&d->data, s, len);
+	}
+	return 1;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct decode *d = ctx;
+
+	if (!on_value(d, SLOT_STRING, s, len, 0))
+		return 0;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_add_json_string(&d->data, (const char *)s, len);
+	}
+	return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	struct decode *d = ctx;
+	int starts_data;
+
+	starts_data = (d->binary && d->depth == 0) ||
+		      (!d->binary && d->depth == 1 && !d->in_data &&
+		       d->attr == ATTR_DATA);
+	if (!on_value(d, SLOT_OTHER, NULL, 0, 1))
+		return 0;
+	if (starts_data)
+		d->in_data = 1;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_addc(&d->data, '{');
+	}
+	d->depth++;
+	return 1;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+	struct decode *d = ctx;
+	int i;
+
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_add_json_string(&d->data, (const char *)key, len);
+		buf_addc(&d->data, ':');
+		if (d->depth == d->data_level) {
+			d->field = FIELD_NONE;
+			for (i = 0; i < FIELD_COUNT; i++) {
+				if (strlen(field_names[i]) == len &&
+				    memcmp(field_names[i], key, len) == 0)
+					d->field = (enum field)i;
+			}
+		}
+		return 1;
+	}
+	if (d->depth == 1 && !d->binary) {
+		d->attr = ATTR_NONE;
+		for (i = 0; i < ATTR_COUNT; i++) {
+			if (strlen(attr_names[i]) == len &&
+			    memcmp(attr_names[i], key, len) == 0)
+				d->attr = (enum attr)i;
+		}
+		/* Two values for one attribute leave no sound way to choose. */
+		if (d->attr != ATTR_NONE &&
+		    d->attrs[d->attr].kind != SLOT_ABSENT) {
+			snprintf(d->failbuf, sizeof(d->failbuf),
+				 "duplicate attribute: %s", attr_names[d->attr]);
+			d->fail = d->failbuf;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+	struct decode *d = ctx;
+
+	d->depth--;
+	if (d->in_data) {
+		buf_addc(&d->data, '}');
+		/* The data object itself closed: record it as seen. */
+		if (d->depth == d->data_level - 1) {
+			d->in_data = 0;
+			d->attrs[ATTR_DATA].kind = SLOT_OTHER;
+		}
+	}
+	return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+	struct decode *d = ctx;
+
+	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
+		return 0;
+	if (d->in_data) {
+		data_sep(&d->data);
+		buf_addc(&d->data, '[');
+	}
+	d->depth++;
+	return 1;
+}
+
+static int cb_end_array(void *ctx)
+{
+	struct decode *d = ctx;
+
+	d->depth--;
+	if (d->in_data)
+		buf_addc(&d->data, ']');
+	return 1;
+}
+
+static const yajl_callbacks decode_callbacks = {
+	cb_null, cb_boolean, NULL, NULL, cb_number, cb_string,
+	cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
+};
+
+static void decode_release(struct decode *d)
+{
+	int i;
+
+	for (i = 0; i < ATTR_COUNT; i++)
+		slot_release(&d->attrs[i]);
+	for (i = 0; i < FIELD_COUNT; i++)
+		slot_release(&d->fields[i]);
+	buf_release(&d->data);
+}
+
+/* Runs the value through the parser. Returns 0, or -1 with err set. */
+static int decode_json(struct decode *d, const void *value, size_t len,
+		       char *err, size_t errlen)
+{
+	yajl_handle h;
+	yajl_status st;
+
+	h = yajl_alloc(&decode_callbacks, NULL, d);
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	st = yajl_parse(h, value, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	yajl_free(h);
+	if (st == yajl_status_client_canceled) {
+		snprintf(err, errlen, "%s", d->fail ? d->fail : "not JSON");
+		return -1;
+	}
+	if (st != yajl_status_ok) {
+		snprintf(err, errlen, "not JSON");
+		return -1;
+	}
+	if (d->data.failed) {
+		snprintf(err, errlen, "data too large");
+		return -1;
+	}
+	return 0;
+}
+
+/* The ce_* header of that name, the last one when repeated (as
+ * librdkafka's rd_kafka_header_get_last would pick). */
+static const struct event_header *find_header(const struct event_header *h,
+					      size_t n, const char *name)
+{
+	const struct event_header *found = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (h[i].name && strcmp(h[i].name, name) == 0)
+			found = &h[i];
+	}
+	return found;
+}
+
+static int headers_to_attrs(struct decode *d, const struct event_header *h,
+			    size_t n, char *err, size_t errlen)
+{
+	int i;
+
+	for (i = 0; i < ATTR_DATA; i++) {
+		const struct event_header *hd = find_header(h, n, attr_headers[i]);
+
+		if (!hd)
+			continue;
+		if (!hd->value) {
+			slot_set_kind(&d->attrs[i], SLOT_NULL);
+		} else if (slot_set_string(&d->attrs[i], hd->value,
+					   hd->value_len) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Checks that every required attribute is a non-empty string. */
+static int check_attrs(const struct decode *d, char *err, size_t errlen)
+{
+	const char *what = d->binary ? "header" : "attribute";
+	int i;
+
+	for (i = 0; i < ATTR_DATA; i++) {
+		const struct slot *s = &d->attrs[i];
+		const char *name = d->binary ? attr_headers[i] : attr_names[i];
+
+		if (s->kind == SLOT_ABSENT) {
+			snprintf(err, errlen, "missing %s: %s", what, name);
+			return -1;
+		}
+		if (s->kind == SLOT_NULL) {
+			snprintf(err, errlen, "%s is null: %s", what, name);
+			return -1;
+		}
+		if (s->kind != SLOT_STRING) {
+			snprintf(err, errlen, "%s is not a string: %s", what, name);
+			return -1;
+		}
+		if (s->len == 0) {
+			snprintf(err, errlen, "empty %s: %s", what, name);
+			return -1;
+		}
+		if (memchr(s->str, '\0', s->len)) {
+			snprintf(err, errlen, "%s contains a NUL byte: %s", what,
+				 name);
+			return -1;
+		}
+		if (i == ATTR_SPECVERSION && strcmp(s->str, "1.0") != 0) {
+			set_reason(err, errlen, "unsupported specversion: ", s->str,
+				   s->len);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* promotionId (required) and, when with_dates, startDate/endDate. */
+static int read_promotion(struct decode *d, struct event *ev, int with_dates,
+			  char *err, size_t errlen)
+{
+	struct slot *id = &d->fields[FIELD_PROMOTION_ID];
+	int f;
+
+	if (id->kind == SLOT_ABSENT) {
+		snprintf(err, errlen, "missing data.promotionId");
+		return -1;
+	}
+	if (id->kind != SLOT_STRING) {
+		snprintf(err, errlen, "data.promotionId is not a string");
+		return -1;
+	}
+	if (id->len == 0) {
+		snprintf(err, errlen, "empty data.promotionId");
+		return -1;
+	}
+	if (memchr(id->str, '\0', id->len)) {
+		snprintf(err, errlen, "data.promotionId contains a NUL byte");
+		return -1;
+	}
+	if (!with_dates)
+		goto take;
+	for (f = FIELD_START_DATE; f <= FIELD_END_DATE; f++) {
+		struct slot *s = &d->fields[f];
+		int64_t ms;
+		char what[40];
+
+		if (s->kind == SLOT_ABSENT || s->kind == SLOT_NULL)
+			continue;
+		if (s->kind != SLOT_STRING) {
+			snprintf(err, errlen, "data.%s is not a string",
+				 field_names[f]);
+			return -1;
+		}
+		if (event_parse_time(s->str, s->len, &ms) < 0) {
+			snprintf(what, sizeof(what), "bad data.%s: ", field_names[f]);
+			set_reason(err, errlen, what, s->str, s->len);
+			return -1;
+		}
+		if (f == FIELD_START_DATE) {
+			ev->has_start = 1;
+			ev->start_ms = ms;
+		} else {
+			ev->has_end = 1;
+			ev->end_ms = ms;
+		}
+	}
+take:
+	ev->promotion_id = id->str;
+	id->str = NULL;
+	id->kind = SLOT_ABSENT;
+	return 0;
+}
+
+/* Moves the decoded parts into ev once everything has been checked that
+ * does not depend on data. */
+static int build_event(struct decode *d, struct event *ev, char *err,
+		       size_t errlen)
+{
+	struct slot *type = &d->attrs[ATTR_TYPE];
+	struct slot *when = &d->attrs[ATTR_TIME];
+	enum event_type t;
+	int rc = 0;
+
+	if (check_attrs(d, err, errlen) < 0)
+		return -1;
+	if (event_type_parse(type->str, type->len, &t) < 0) {
+		set_reason(err, errlen, "unknown event type: ", type->str,
+			   type->len);
+		return -1;
+	}
+	if (event_type_is_derived(t)) {
+		snprintf(err, errlen, "derived event type is not accepted: %s",
+			 event_type_name(t));
+		return -1;
+	}
+	if (event_parse_time(when->str, when->len, &ev->time_ms) < 0) {
+		set_reason(err, errlen, "bad time: ", when->str, when->len);
+		return -1;
+	}
+	if (d->attrs[ATTR_DATA].kind == SLOT_ABSENT) {
+		snprintf(err, errlen, "missing attribute: data");
+		return -1;
+	}
+	if (d->data.len == 0) {
+		snprintf(err, errlen, "data is not an object");
+		return -1;
+	}
+	ev->type = t;
+	if (t == EVENT_PROMOTION_CREATED || t == EVENT_PROMOTION_UPDATED)
+		rc = read_promotion(d, ev, 1, err, errlen);
+	else if (t == EVENT_PROMOTION_DELETED)
+		rc = read_promotion(d, ev, 0, err, errlen);
+	if (rc < 0)
+		return -1;
+
+	ev->id = d->attrs[ATTR_ID].str;
+	d->attrs[ATTR_ID].str = NULL;
+	ev->source = d->attrs[ATTR_SOURCE].str;
+	d->attrs[ATTR_SOURCE].str = NULL;
+	ev->time = when->str;
+	when->str = NULL;
+	ev->company_id = d->attrs[ATTR_COMPANYID].str;
+	d->attrs[ATTR_COMPANYID].str = NULL;
+	ev->data = buf_detach(&d->data, &ev->data_len);
+	if (!ev->data) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void event_init(struct event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+}
+
+int event_decode(const void *value, size_t value_len,
+		 const struct event_header *headers, size_t nheaders,
+		 struct event *ev, char *err, size_t errlen)
+{
+	struct decode d;
+	int rc = -1;
+
+	event_init(ev);
+	memset(&d, 0, sizeof(d));
+	buf_init(&d.data, 0);
+	d.attr = ATTR_NONE;
+	d.field = FIELD_NONE;
+	/* The CloudEvents Kafka binding: binary mode carries ce_specversion
+	 * as a header, structured mode never does. */
+	d.binary = find_header(headers, nheaders, "ce_specversion") != NULL;
+	d.data_level = d.binary ? 1 : 2;
+
+	if (!value) {
+		snprintf(err, errlen, "empty value (tombstone)");
+		goto out;
+	}
+	if (value_len == 0) {
+		snprintf(err, errlen, "empty value");
+		goto out;
+	}
+	if (d.binary && headers_to_attrs(&d, headers, nheaders, err, errlen) < 0)
+		goto out;
+	if (decode_json(&d, value, value_len, err, errlen) < 0)
+		goto out;
+	if (build_event(&d, ev, err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		event_release(ev);
+	decode_release(&d);
+	return rc;
+}
+
+void event_release(struct event *ev)
+{
+	free(ev->id);
+	free(ev->source);
+	free(ev->time);
+	free(ev->company_id);
+	free(ev->data);
+	free(ev->promotion_id);
+	event_init(ev);
+}

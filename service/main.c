@@ -1,0 +1,155 @@
+/*
+ * main: reads the configuration, builds the modules around one libevent
+ * loop, and runs until SIGTERM or SIGINT, then shuts down in order: the
+ * pipeline drains and leaves the group, then the API and the store close.
+ *
+ * Exit status: 0 after an orderly shutdown, 2 on a bad setting, 1 when a
+ * component cannot start.
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "promo_webhooks/api.h"
+#include "promo_webhooks/config.h"
+#include "promo_webhooks/log.h"
+#include "promo_webhooks/pipeline.h"
+#include "promo_webhooks/registry.h"
+#include "promo_webhooks/store.h"
+
+struct app {
+	struct config cfg;
+	struct event_base *base;
+	struct store *store;
+	struct registry *reg;
+	struct pipeline *pipeline;
+	struct api *api;
+	struct event *sigterm;
+	struct event *sigint;
+	int stopping;
+};
+
+static int app_ready(void *arg)
+{
+	struct app *app = arg;
+
+	return !app->stopping && pipeline_ready(app->pipeline) &&
+	       registry_is_loaded(app->reg);
+}
+
+static void app_metrics(void *arg, struct buf *out)
+{
+	struct app *app = arg;
+
+	pipeline_metrics(app->pipeline, out);
+	buf_adds(out, "# HELP promo_webhooks_registry_webhooks Webhooks in this replica's cache.\n"
+		      "# TYPE promo_webhooks_registry_webhooks gauge\n");
+	buf_addf(out, "promo_webhooks_registry_webhooks %zu\n", registry_count(app->reg));
+}
+
+static void app_stopped(void *arg)
+{
+	struct app *app = arg;
+
+	event_base_loopexit(app->base, NULL);
+}
+
+/* Runs in the loop (libevent's signal events), never in a signal handler. */
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *app = arg;
+
+	(void)what;
+	if (app->stopping) {
+		log_warn("second signal during shutdown, still draining", "signal=%d", (int)sig);
+		return;
+	}
+	app->stopping = 1;
+	log_info("shutting down", "signal=%d", (int)sig);
+	pipeline_stop(app->pipeline, app_stopped, app);
+}
+
+int main(void)
+{
+	struct api_hooks hooks;
+	struct event_config *ecfg;
+	struct app app = { 0 };
+	char err[512];
+	int rc = 1;
+
+	if (config_load_env(&app.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "promo-webhooks: configuration: %s\n", err);
+		return 2;
+	}
+	log_setup(app.cfg.log_level, app.cfg.log_format);
+	/* curl is told not to use signals; a peer closing a socket must not
+	 * kill the process. */
+	signal(SIGPIPE, SIG_IGN);
+
+	ecfg = event_config_new();
+	if (ecfg)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	app.base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+	if (ecfg)
+		event_config_free(ecfg);
+	if (!app.base) {
+		log_error("cannot create the event loop", "%s", "");
+		goto out;
+	}
+
+	app.store = store_new(app.base, &app.cfg, err, sizeof(err));
+	if (!app.store) {
+		log_error("cannot start the store", "error=\"%s\"", err);
+		goto out;
+	}
+	app.reg = registry_new(app.base, &app.cfg, app.store, err, sizeof(err));
+	if (!app.reg) {
+		log_error("cannot start the registry", "error=\"%s\"", err);
+		goto out;
+	}
+	app.pipeline = pipeline_new(app.base, &app.cfg, app.store, app.reg, err, sizeof(err));
+	if (!app.pipeline) {
+		log_error("cannot start the pipeline", "error=\"%s\"", err);
+		goto out;
+	}
+	hooks.ready = app_ready;
+	hooks.metrics = app_metrics;
+	hooks.arg = &app;
+	app.api = api_new(app.base, &app.cfg, app.store, app.reg, &hooks, err, sizeof(err));
+	if (!app.api) {
+		log_error("cannot start the admin API", "error=\"%s\"", err);
+		goto out;
+	}
+
+	app.sigterm = evsignal_new(app.base, SIGTERM, signal_cb, &app);
+	app.sigint = evsignal_new(app.base, SIGINT, signal_cb, &app);
+	if (!app.sigterm || !app.sigint || evsignal_add(app.sigterm, NULL) < 0 ||
+	    evsignal_add(app.sigint, NULL) < 0) {
+		log_error("cannot install signal handlers", "%s", "");
+		goto out;
+	}
+
+	log_info("promo-webhooks started", "version=%s http_port=%d group=%s", PW_VERSION,
+		 api_port(app.api), app.cfg.kafka_group);
+	pipeline_start(app.pipeline);
+	if (event_base_dispatch(app.base) < 0) {
+		log_error("event loop failed", "%s", "");
+		goto out;
+	}
+	rc = 0;
+	log_info("promo-webhooks stopped", "%s", "");
+out:
+	if (app.sigterm)
+		event_free(app.sigterm);
+	if (app.sigint)
+		event_free(app.sigint);
+	api_free(app.api);
+	pipeline_free(app.pipeline);
+	registry_free(app.reg);
+	store_free(app.store);
+	if (app.base)
+		event_base_free(app.base);
+	config_release(&app.cfg);
+	return rc;
+}

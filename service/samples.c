@@ -1,0 +1,139 @@
+/*
+ * samples: the sample `data` of each event type and the sample payload
+ * renderer behind the admin API's sample-payload endpoints. See
+ * include/promo_webhooks/samples.h.
+ *
+ * The data is what Promo's own services publish for these events, trimmed
+ * to a plausible, self-consistent example (one company "acme", one summer
+ * promotion). Renderers are picked from a table by payload type, so the
+ * XML renderer (a later issue) is one table entry.
+ */
+#include "promo_webhooks/samples.h"
+#include "promo_webhooks/render.h"
+#include "promo_webhooks/sign.h"
+
+#include <string.h>
+
+/* The sample event time: an instant shortly after the imports below. */
+#define SAMPLE_OCCURRED_AT "2025-06-02T09:30:12.345Z"
+
+static const char promotion_data[] =
+	"{\"promotionId\":\"PROMO-2025-SUMMER-20\","
+	"\"name\":\"Summer Sale: 20% off swimwear\","
+	"\"description\":\"20% off all swimwear for loyalty members\","
+	"\"status\":\"Active\","
+	"\"startDate\":\"2025-07-01T00:00:00Z\","
+	"\"endDate\":\"2025-08-31T23:59:59Z\","
+	"\"promotionType\":\"BasketLevelDiscount\","
+	"\"channels\":[\"Web\",\"Mobile\"],"
+	"\"modifiedBy\":\"jane.doe@acme.example\","
+	"\"modifiedAt\":\"2025-06-02T09:30:11Z\"}";
+
+static const char *const data_table[EVENT_TYPE_COUNT] = {
+	[EVENT_ATTRIBUTE_VALUES_IMPORT_COMPLETED] =
+		"{\"importId\":\"imp_5c2e91d0\","
+		"\"fileName\":\"attribute-values-2025-06-02.csv\","
+		"\"attributeName\":\"Brand\","
+		"\"status\":\"Completed\","
+		"\"totalRecords\":1250,\"importedRecords\":1248,"
+		"\"failedRecords\":2,"
+		"\"startedAt\":\"2025-06-02T09:28:40Z\","
+		"\"completedAt\":\"2025-06-02T09:30:12Z\"}",
+	[EVENT_COUPON_CODES_GENERATE_COMPLETED] =
+		"{\"promotionId\":\"PROMO-2025-SUMMER-20\","
+		"\"batchId\":\"gen_7a41c3f2\","
+		"\"codePrefix\":\"SUMMER20-\","
+		"\"requestedCount\":5000,\"generatedCount\":5000,"
+		"\"validFrom\":\"2025-07-01T00:00:00Z\","
+		"\"validTo\":\"2025-08-31T23:59:59Z\","
+		"\"completedAt\":\"2025-06-02T09:30:12Z\"}",
+	[EVENT_COUPON_CODES_IMPORT_COMPLETED] =
+		"{\"promotionId\":\"PROMO-2025-SUMMER-20\","
+		"\"importId\":\"imp_c09b2e77\","
+		"\"fileName\":\"partner-coupons.csv\","
+		"\"status\":\"Completed\","
+		"\"totalRecords\":2000,\"importedRecords\":1996,"
+		"\"duplicateRecords\":4,\"failedRecords\":0,"
+		"\"completedAt\":\"2025-06-02T09:30:12Z\"}",
+	[EVENT_COUPON_CODES_RESERVED_ACTIVATED] =
+		"{\"promotionId\":\"PROMO-REFER-A-FRIEND\","
+		"\"couponCode\":\"FRIEND-8KQ2-ZP4M\","
+		"\"referrerCustomerId\":\"cust_100234\","
+		"\"refereeCustomerId\":\"cust_208811\","
+		"\"basketReference\":\"BASKET-889120\","
+		"\"usageCount\":5,\"usageLimit\":5,"
+		"\"activatedAt\":\"2025-06-02T09:30:12Z\"}",
+	[EVENT_PRODUCT_IMPORT_COMPLETED] =
+		"{\"importId\":\"imp_1f7d4a08\","
+		"\"fileName\":\"products-2025-06-02.csv\","
+		"\"status\":\"Completed\","
+		"\"totalRecords\":18420,\"createdRecords\":312,"
+		"\"updatedRecords\":18090,\"failedRecords\":18,"
+		"\"startedAt\":\"2025-06-02T09:21:03Z\","
+		"\"completedAt\":\"2025-06-02T09:30:12Z\"}",
+	[EVENT_PROMOTION_CREATED] = promotion_data,
+	[EVENT_PROMOTION_DELETED] =
+		"{\"promotionId\":\"PROMO-2025-SUMMER-20\","
+		"\"name\":\"Summer Sale: 20% off swimwear\","
+		"\"deletedBy\":\"jane.doe@acme.example\","
+		"\"deletedAt\":\"2025-06-02T09:30:11Z\"}",
+	[EVENT_PROMOTION_UPDATED] = promotion_data,
+	[EVENT_PROMOTION_STARTING_IN_PERIOD] = promotion_data,
+	[EVENT_PROMOTION_ENDING_IN_PERIOD] = promotion_data,
+};
+
+typedef int samples_renderer(const struct render_input *in, struct buf *out);
+
+/* By payload type; NULL where no renderer exists yet. XML: a later issue
+ * adds render_xml here. */
+static samples_renderer *const renderers[] = {
+	[PAYLOAD_DEFAULT] = render_json,
+	[PAYLOAD_JSON] = render_json,
+	[PAYLOAD_XML] = NULL,
+};
+
+const char *samples_data(enum event_type t)
+{
+	if ((int)t < 0 || t >= EVENT_TYPE_COUNT)
+		return NULL;
+	return data_table[t];
+}
+
+const char *samples_content_type(enum payload_type fmt)
+{
+	return fmt == PAYLOAD_XML ? "application/xml" : "application/json";
+}
+
+enum samples_result samples_render(enum event_type t, const char *company_id,
+				   const char *webhook_id,
+				   enum period_unit period,
+				   int64_t period_value,
+				   enum payload_type fmt, struct buf *out)
+{
+	char msg_id[SIGN_MESSAGE_ID_LEN];
+	struct render_input in;
+	samples_renderer *fn;
+	const char *data = samples_data(t);
+
+	if (!data || (unsigned)fmt >= sizeof(renderers) / sizeof(renderers[0]))
+		return SAMPLES_FAILED;
+	fn = renderers[fmt];
+	if (!fn)
+		return SAMPLES_UNSUPPORTED;
+	memset(&in, 0, sizeof(in));
+	/* A message id derived like a real one, stable for a given webhook. */
+	sign_message_id("urn:promo:samples", event_type_name(t), webhook_id, "",
+			msg_id);
+	in.message_id = msg_id;
+	in.event = t;
+	in.company_id = company_id;
+	in.webhook_id = webhook_id;
+	in.occurred_at = SAMPLE_OCCURRED_AT;
+	in.data = data;
+	in.data_len = strlen(data);
+	if (event_type_is_derived(t)) {
+		in.period = period != PERIOD_NONE ? period : PERIOD_HOURS;
+		in.period_value = period != PERIOD_NONE ? period_value : 2;
+	}
+	return fn(&in, out) == 0 ? SAMPLES_OK : SAMPLES_FAILED;
+}

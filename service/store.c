@@ -1,0 +1,1407 @@
+/*
+ * store: webhooks and company settings in Redis, and the change feed that
+ * keeps every replica's cache current. The only file that includes hiredis.
+ * See include/promo_webhooks/store.h for the layout and the conventions.
+ *
+ * Two connections share the libevent loop: "cmd" for commands and "sub" for
+ * the pub/sub subscription (a subscribed connection can do nothing else).
+ * hiredis 0.14.1 async has no timeouts, so a watchdog timer kills a
+ * connection that takes too long to connect or to answer; killing (or any
+ * disconnect) makes hiredis call every pending callback with a NULL reply,
+ * which becomes STORE_UNAVAILABLE for the caller. A lost connection is
+ * re-established with exponential backoff.
+ *
+ * Every operation is a struct store_op in one list: queued (waiting for the
+ * cmd connection), sent (owned by hiredis until its callback) or failed
+ * (waiting for the deferred-completion event, so that no callback ever runs
+ * inside the call that started the operation).
+ */
+#include "promo_webhooks/store.h"
+#include "promo_webhooks/buf.h"
+#include "promo_webhooks/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#define CONNECT_TIMEOUT_MS 2000  /* TCP connect plus handshake */
+#define COMMAND_TIMEOUT_MS 5000  /* no reply progress for this long: dead */
+#define QUEUE_TIMEOUT_MS 5000    /* longest wait for a connection */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WATCHDOG_MS 100
+#define OP_MAX_ARGS 12
+#define OP_ARGS_MAX ((size_t)4 << 20) /* cap on one command's arguments */
+
+/* ---- Lua scripts: every write bumps pw:version and publishes ---- */
+
+enum script_id {
+	SCRIPT_CREATE,
+	SCRIPT_REPLACE,
+	SCRIPT_DELETE,
+	SCRIPT_SETTINGS_PUT,
+	SCRIPT_LIST,
+	SCRIPT_LOAD_ALL,
+	SCRIPT_COUNT
+};
+
+/*
+ * KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
+ * ARGV[1] id  ARGV[2] document  ARGV[3] channel
+ */
+static const char lua_create[] =
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
+	"  return {'conflict'}\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"redis.call('SADD', KEYS[2], ARGV[1])\n"
+	"local v = redis.call('INCR', KEYS[3])\n"
+	"redis.call('PUBLISH', ARGV[3], v .. ' webhook ' .. ARGV[1])\n"
+	"return {'ok', v}\n";
+
+/*
+ * KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
+ * KEYS[4] pw:failures:<id>
+ * ARGV[1] id  ARGV[2] document  ARGV[3] channel  ARGV[4] expected revision
+ * ARGV[5] "1" to clear the failure history
+ */
+static const char lua_replace[] =
+	"if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then\n"
+	"  return {'not_found'}\n"
+	"end\n"
+	"local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if not cur then\n"
+	"  return {'not_found'}\n"
+	"end\n"
+	"local ok, doc = pcall(cjson.decode, cur)\n"
+	"if not ok or type(doc) ~= 'table' then\n"
+	"  return {'conflict'}\n"
+	"end\n"
+	"local rev = tonumber(doc.revision) or 0\n"
+	"if rev ~= tonumber(ARGV[4]) then\n"
+	"  return {'conflict'}\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"if ARGV[5] == '1' then\n"
+	"  redis.call('DEL', KEYS[4])\n"
+	"end\n"
+	"local v = redis.call('INCR', KEYS[3])\n"
+	"redis.call('PUBLISH', ARGV[3], v .. ' webhook ' .. ARGV[1])\n"
+	"return {'ok', v}\n";
+
+/*
+ * KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
+ * KEYS[4] pw:failures:<id>
+ * ARGV[1] id  ARGV[2] channel
+ */
+static const char lua_delete[] =
+	"if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then\n"
+	"  return {'not_found'}\n"
+	"end\n"
+	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"redis.call('DEL', KEYS[4])\n"
+	"local v = redis.call('INCR', KEYS[3])\n"
+	"redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1])\n"
+	"return {'ok', v}\n";
+
+/*
+ * KEYS[1] pw:settings  KEYS[2] pw:version
+ * ARGV[1] company id  ARGV[2] document  ARGV[3] channel
+ */
+static const char lua_settings_put[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"local v = redis.call('INCR', KEYS[2])\n"
+	"redis.call('PUBLISH', ARGV[3], v .. ' settings ' .. ARGV[1])\n"
+	"return {'ok', v}\n";
+
+/* KEYS[1] pw:company:<c>:webhooks  KEYS[2] pw:webhooks */
+static const char lua_list[] =
+	"local out = {}\n"
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  local d = redis.call('HGET', KEYS[2], id)\n"
+	"  if d then\n"
+	"    out[#out + 1] = d\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* KEYS[1] pw:version  KEYS[2] pw:webhooks  KEYS[3] pw:settings */
+static const char lua_load_all[] =
+	"return {redis.call('GET', KEYS[1]) or '0',\n"
+	"        redis.call('HVALS', KEYS[2]),\n"
+	"        redis.call('HGETALL', KEYS[3])}\n";
+
+static const char *const script_src[SCRIPT_COUNT] = {
+	lua_create, lua_replace, lua_delete, lua_settings_put, lua_list,
+	lua_load_all,
+};
+
+/* ---- types ---- */
+
+enum op_kind {
+	OP_CREATE,
+	OP_GET,
+	OP_LIST,
+	OP_REPLACE,
+	OP_DELETE,
+	OP_SETTINGS_GET,
+	OP_SETTINGS_PUT,
+	OP_LOAD_ALL,
+	OP_VERSION,
+};
+
+enum op_state {
+	OP_QUEUED, /* waiting for the cmd connection */
+	OP_SENT,   /* handed to hiredis: only its callback ends it */
+	OP_FAILED, /* waiting for the deferred-completion event */
+};
+
+struct store_op {
+	struct store_op *prev, *next; /* in st->ops, oldest first */
+	struct store *st;
+	enum op_kind kind;
+	enum op_state state;
+	union {
+		store_webhook_cb *webhook;
+		store_list_cb *list;
+		store_write_cb *write;
+		store_settings_cb *settings;
+		store_snapshot_cb *snapshot;
+		store_version_cb *version;
+	} cb;
+	void *arg;
+	int cancelled;         /* store_cancel: finish without calling back */
+	int64_t deadline_ms;   /* while queued: fail after this */
+	int script;            /* enum script_id, or -1 for a plain command */
+	int eval_fallback;     /* resent as EVAL after NOSCRIPT */
+	char *company_id;      /* OP_GET: the company it must belong to */
+	const char *name;      /* command name for logs */
+	int argc;              /* arguments in args, after EVAL/EVALSHA src */
+	size_t argoff[OP_MAX_ARGS];
+	size_t arglen[OP_MAX_ARGS];
+	struct buf args;       /* the arguments, back to back */
+};
+
+enum conn_state {
+	CONN_DOWN,       /* no context; retry_ev may be pending */
+	CONN_CONNECTING, /* TCP connect in progress */
+	CONN_HANDSHAKE,  /* AUTH / SELECT / SCRIPT LOAD or SUBSCRIBE sent */
+	CONN_READY,      /* usable */
+};
+
+struct store_conn {
+	struct store *st;
+	const char *name;        /* "cmd" or "sub", for logs */
+	int is_sub;              /* the subscriber connection */
+	redisAsyncContext *ac;   /* NULL while down */
+	enum conn_state state;
+	int64_t state_since_ms;  /* monotonic time of the last state change */
+	unsigned failures;       /* consecutive failed attempts, for backoff */
+	int handshake_left;      /* handshake replies still expected */
+	int kill_pending;        /* the watchdog drops it on its next tick */
+	size_t n_sent;           /* commands awaiting replies */
+	int64_t progress_ms;     /* last reply, or first send after idle */
+	struct event *retry_ev;  /* reconnect timer */
+};
+
+struct store {
+	struct event_base *base;
+	const struct config *cfg;
+	struct store_conn cmd;
+	struct store_conn sub;
+	char *channel;                     /* pw:changes:<db> */
+	char sha[SCRIPT_COUNT][41];        /* from SCRIPT LOAD; "" if unknown */
+	struct script_load {
+		struct store_conn *conn;
+		int script;
+	} loads[SCRIPT_COUNT];             /* privdata of the SCRIPT LOADs */
+	struct store_op *ops_head, *ops_tail;
+	struct event *watchdog_ev;
+	struct event *defer_ev;            /* completes OP_FAILED ops */
+	store_change_cb *change_cb;
+	void *change_arg;
+	int closing;                       /* store_free in progress */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *store_status_name(enum store_status status)
+{
+	switch (status) {
+	case STORE_OK: return "ok";
+	case STORE_NOT_FOUND: return "not_found";
+	case STORE_CONFLICT: return "conflict";
+	case STORE_UNAVAILABLE: return "unavailable";
+	case STORE_ERROR: return "error";
+	}
+	return "unknown";
+}
+
+void store_snapshot_free(struct store_snapshot *snap)
+{
+	size_t i;
+
+	if (!snap)
+		return;
+	for (i = 0; i < snap->n_hooks; i++)
+		webhook_release(&snap->hooks[i]);
+	free(snap->hooks);
+	for (i = 0; i < snap->n_companies; i++) {
+		free(snap->companies[i].company_id);
+		company_settings_release(&snap->companies[i].settings);
+	}
+	free(snap->companies);
+	free(snap);
+}
+
+/* ---- operation bookkeeping ---- */
+
+static struct store_op *op_new(struct store *st, enum op_kind kind,
+			       const char *name, int script, void *arg)
+{
+	struct store_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->st = st;
+	op->kind = kind;
+	op->name = name;
+	op->script = script;
+	op->arg = arg;
+	buf_init(&op->args, OP_ARGS_MAX);
+	return op;
+}
+
+static void op_free(struct store_op *op)
+{
+	buf_release(&op->args);
+	free(op->company_id);
+	free(op);
+}
+
+/* Appends one argument; errors are seen once by op_args_ok. */
+static void op_arg(struct store_op *op, const char *p, size_t len)
+{
+	if (op->argc >= OP_MAX_ARGS) {
+		op->args.failed = 1;
+		return;
+	}
+	op->argoff[op->argc] = op->args.len;
+	op->arglen[op->argc] = len;
+	op->argc++;
+	buf_add(&op->args, p, len);
+}
+
+static void op_args(struct store_op *op, const char *s)
+{
+	op_arg(op, s, strlen(s));
+}
+
+/* Appends "prefix<middle>suffix" as one argument (a key name). */
+static void op_argkey(struct store_op *op, const char *prefix,
+		      const char *middle, const char *suffix)
+{
+	struct buf k;
+
+	buf_init(&k, OP_ARGS_MAX);
+	buf_adds(&k, prefix);
+	buf_adds(&k, middle);
+	buf_adds(&k, suffix);
+	if (k.failed)
+		op->args.failed = 1;
+	else
+		op_arg(op, k.data, k.len);
+	buf_release(&k);
+}
+
+static void op_link(struct store *st, struct store_op *op)
+{
+	op->prev = st->ops_tail;
+	op->next = NULL;
+	if (st->ops_tail)
+		st->ops_tail->next = op;
+	else
+		st->ops_head = op;
+	st->ops_tail = op;
+}
+
+static void op_unlink(struct store *st, struct store_op *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		st->ops_head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		st->ops_tail = op->prev;
+	op->prev = op->next = NULL;
+}
+
+/* Ends an operation without a result: unlinks, calls back, frees. */
+static void op_fail(struct store_op *op, enum store_status status)
+{
+	struct store *st = op->st;
+
+	op_unlink(st, op);
+	if (!op->cancelled && !st->closing) {
+		switch (op->kind) {
+		case OP_GET:
+			op->cb.webhook(op->arg, status, NULL);
+			break;
+		case OP_LIST:
+			op->cb.list(op->arg, status, NULL, 0);
+			break;
+		case OP_CREATE:
+		case OP_REPLACE:
+		case OP_DELETE:
+		case OP_SETTINGS_PUT:
+			op->cb.write(op->arg, status, 0);
+			break;
+		case OP_SETTINGS_GET:
+			op->cb.settings(op->arg, status, NULL);
+			break;
+		case OP_LOAD_ALL:
+			op->cb.snapshot(op->arg, status, NULL);
+			break;
+		case OP_VERSION:
+			op->cb.version(op->arg, status, 0);
+			break;
+		}
+	}
+	op_free(op);
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+/* Hands a queued op to hiredis. Returns 0, or -1 when the context refused
+ * (it is shutting down): the op stays queued. */
+static int op_send(struct store *st, struct store_op *op)
+{
+	struct store_conn *conn = &st->cmd;
+	const char *argv[OP_MAX_ARGS + 2];
+	size_t argvlen[OP_MAX_ARGS + 2];
+	int i, n = 0;
+
+	if (op->script >= 0) {
+		if (st->sha[op->script][0] && !op->eval_fallback) {
+			argv[0] = "EVALSHA";
+			argv[1] = st->sha[op->script];
+		} else {
+			argv[0] = "EVAL";
+			argv[1] = script_src[op->script];
+		}
+		argvlen[0] = strlen(argv[0]);
+		argvlen[1] = strlen(argv[1]);
+		n = 2;
+	}
+	for (i = 0; i < op->argc; i++) {
+		argv[n] = op->args.data + op->argoff[i];
+		argvlen[n] = op->arglen[i];
+		n++;
+	}
+	if (redisAsyncCommandArgv(conn->ac, on_reply, op, n, argv, argvlen) != REDIS_OK)
+		return -1;
+	op->state = OP_SENT;
+	if (conn->n_sent++ == 0)
+		conn->progress_ms = now_ms();
+	return 0;
+}
+
+static void flush_queue(struct store *st)
+{
+	struct store_op *op, *next;
+
+	for (op = st->ops_head; op; op = next) {
+		next = op->next;
+		if (op->state != OP_QUEUED)
+			continue;
+		if (st->cmd.state != CONN_READY || op_send(st, op) < 0)
+			break;
+	}
+}
+
+/* Starts an op built by a public function: queues it, sends it when the
+ * connection is ready, or fails it (deferred) when Redis is known down. */
+static int op_start(struct store *st, struct store_op *op)
+{
+	if (op->args.failed) {
+		op_free(op);
+		return -1;
+	}
+	op_link(st, op);
+	op->state = OP_QUEUED;
+	op->deadline_ms = now_ms() + QUEUE_TIMEOUT_MS;
+	if (st->cmd.state == CONN_READY) {
+		if (op_send(st, op) == 0)
+			return 0;
+	} else if (st->cmd.state == CONN_DOWN && st->cmd.failures > 0) {
+		/* A reconnect attempt already failed: do not make the
+		 * caller wait seconds for an answer it can have now. */
+		op->state = OP_FAILED;
+		event_active(st->defer_ev, EV_TIMEOUT, 0);
+	}
+	return 0;
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	struct store_op *op, *next;
+
+	/* Callbacks may start or cancel ops: restart the walk after each. */
+	for (op = st->ops_head; op; op = next) {
+		next = op->next;
+		if (op->state == OP_FAILED) {
+			op_fail(op, STORE_UNAVAILABLE);
+			next = st->ops_head;
+		}
+	}
+}
+
+void store_cancel(struct store *st, void *arg)
+{
+	struct store_op *op;
+
+	for (op = st->ops_head; op; op = op->next) {
+		if (op->arg == arg)
+			op->cancelled = 1;
+	}
+}
+
+/* ---- reply parsing ---- */
+
+/* Copies a bulk string into a NUL-terminated malloc'd string. */
+static char *reply_strdup(const redisReply *r)
+{
+	char *s = malloc(r->len + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, r->str, r->len);
+	s[r->len] = '\0';
+	return s;
+}
+
+static int reply_int64(const redisReply *r, int64_t *out)
+{
+	char tmp[32], *end;
+	long long v;
+
+	if (r->type == REDIS_REPLY_INTEGER) {
+		*out = r->integer;
+		return 0;
+	}
+	if (r->type == REDIS_REPLY_NIL) {
+		*out = 0;
+		return 0;
+	}
+	if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, r->str, r->len);
+	tmp[r->len] = '\0';
+	errno = 0;
+	v = strtoll(tmp, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A write script's answer: {"ok", version} / {"not_found"} / {"conflict"}. */
+static enum store_status parse_write(const redisReply *r, int64_t *version)
+{
+	const redisReply *s;
+
+	*version = 0;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+		return STORE_ERROR;
+	s = r->element[0];
+	if (s->type != REDIS_REPLY_STRING)
+		return STORE_ERROR;
+	if (s->len == 2 && memcmp(s->str, "ok", 2) == 0) {
+		if (r->elements < 2 || reply_int64(r->element[1], version) < 0)
+			return STORE_ERROR;
+		return STORE_OK;
+	}
+	if (s->len == 9 && memcmp(s->str, "not_found", 9) == 0)
+		return STORE_NOT_FOUND;
+	if (s->len == 8 && memcmp(s->str, "conflict", 8) == 0)
+		return STORE_CONFLICT;
+	return STORE_ERROR;
+}
+
+static int cmp_hooks_created(const void *a, const void *b)
+{
+	const struct webhook *x = a, *y = b;
+
+	if (x->created_at_ms != y->created_at_ms)
+		return x->created_at_ms < y->created_at_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* Parses an array of stored webhook documents; unreadable ones are logged
+ * and skipped, so one bad document cannot hide every other webhook. */
+static int parse_hooks(const redisReply *r, struct webhook **out, size_t *n)
+{
+	struct webhook *hooks;
+	size_t i, k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (r->type != REDIS_REPLY_ARRAY)
+		return -1;
+	if (r->elements == 0)
+		return 0;
+	hooks = calloc(r->elements, sizeof(*hooks));
+	if (!hooks)
+		return -1;
+	for (i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+
+		webhook_init(&hooks[k]);
+		if (e->type != REDIS_REPLY_STRING ||
+		    webhook_from_storage(&hooks[k], e->str, e->len) < 0) {
+			log_warn("stored webhook unreadable, skipped",
+				 "index=%zu", i);
+			continue;
+		}
+		k++;
+	}
+	*out = hooks;
+	*n = k;
+	return 0;
+}
+
+static void free_hooks(struct webhook *hooks, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		webhook_release(&hooks[i]);
+	free(hooks);
+}
+
+static void finish_get(struct store_op *op, const redisReply *r)
+{
+	struct webhook wh;
+	enum store_status status = STORE_OK;
+
+	webhook_init(&wh);
+	if (r->type == REDIS_REPLY_NIL) {
+		status = STORE_NOT_FOUND;
+	} else if (r->type != REDIS_REPLY_STRING ||
+		   webhook_from_storage(&wh, r->str, r->len) < 0) {
+		log_warn("stored webhook unreadable", "company=%s", op->company_id);
+		status = STORE_ERROR;
+	} else if (strcmp(wh.company_id, op->company_id) != 0) {
+		/* Another company's webhook is not there for this one. */
+		status = STORE_NOT_FOUND;
+	}
+	if (!op->cancelled)
+		op->cb.webhook(op->arg, status, status == STORE_OK ? &wh : NULL);
+	webhook_release(&wh);
+}
+
+static void finish_list(struct store_op *op, const redisReply *r)
+{
+	struct webhook *hooks;
+	size_t n;
+
+	if (parse_hooks(r, &hooks, &n) < 0) {
+		if (!op->cancelled)
+			op->cb.list(op->arg, STORE_ERROR, NULL, 0);
+		return;
+	}
+	if (n > 1)
+		qsort(hooks, n, sizeof(*hooks), cmp_hooks_created);
+	if (!op->cancelled)
+		op->cb.list(op->arg, STORE_OK, hooks, n);
+	free_hooks(hooks, n);
+}
+
+static void finish_settings_get(struct store_op *op, const redisReply *r)
+{
+	struct company_settings s;
+	enum store_status status = STORE_OK;
+
+	company_settings_init(&s);
+	if (r->type == REDIS_REPLY_STRING) {
+		if (company_settings_from_json(&s, r->str, r->len) < 0) {
+			log_warn("stored settings unreadable", "company=%s",
+				 op->company_id);
+			status = STORE_ERROR;
+		}
+	} else if (r->type != REDIS_REPLY_NIL) {
+		status = STORE_ERROR;
+	}
+	if (!op->cancelled)
+		op->cb.settings(op->arg, status, status == STORE_OK ? &s : NULL);
+	company_settings_release(&s);
+}
+
+static struct store_snapshot *parse_snapshot(const redisReply *r)
+{
+	struct store_snapshot *snap;
+	const redisReply *kv;
+	size_t i;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[2]->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return NULL;
+	if (reply_int64(r->element[0], &snap->version) < 0 ||
+	    parse_hooks(r->element[1], &snap->hooks, &snap->n_hooks) < 0)
+		goto fail;
+	kv = r->element[2];
+	if (kv->elements / 2 > 0) {
+		snap->companies = calloc(kv->elements / 2, sizeof(*snap->companies));
+		if (!snap->companies)
+			goto fail;
+	}
+	for (i = 0; i + 1 < kv->elements; i += 2) {
+		const redisReply *k = kv->element[i], *v = kv->element[i + 1];
+		struct store_company *c = &snap->companies[snap->n_companies];
+
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			goto fail;
+		company_settings_init(&c->settings);
+		if (company_settings_from_json(&c->settings, v->str, v->len) < 0) {
+			log_warn("stored settings unreadable, skipped", "index=%zu", i / 2);
+			continue;
+		}
+		c->company_id = reply_strdup(k);
+		if (!c->company_id) {
+			company_settings_release(&c->settings);
+			goto fail;
+		}
+		snap->n_companies++;
+	}
+	return snap;
+fail:
+	store_snapshot_free(snap);
+	return NULL;
+}
+
+static void finish_op(struct store_op *op, const redisReply *r)
+{
+	struct store_snapshot *snap;
+	enum store_status status;
+	int64_t v;
+
+	switch (op->kind) {
+	case OP_GET:
+		finish_get(op, r);
+		break;
+	case OP_LIST:
+		finish_list(op, r);
+		break;
+	case OP_CREATE:
+	case OP_REPLACE:
+	case OP_DELETE:
+	case OP_SETTINGS_PUT:
+		status = parse_write(r, &v);
+		if (status == STORE_ERROR)
+			log_warn("redis script answered unexpectedly", "op=%s", op->name);
+		if (!op->cancelled)
+			op->cb.write(op->arg, status, v);
+		break;
+	case OP_SETTINGS_GET:
+		finish_settings_get(op, r);
+		break;
+	case OP_LOAD_ALL:
+		snap = parse_snapshot(r);
+		if (!snap)
+			log_warn("redis snapshot unreadable", "op=%s", op->name);
+		if (!op->cancelled)
+			op->cb.snapshot(op->arg, snap ? STORE_OK : STORE_ERROR, snap);
+		else
+			store_snapshot_free(snap);
+		break;
+	case OP_VERSION:
+		status = reply_int64(r, &v) == 0 ? STORE_OK : STORE_ERROR;
+		if (!op->cancelled)
+			op->cb.version(op->arg, status, status == STORE_OK ? v : 0);
+		break;
+	}
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct store_op *op = privdata;
+	struct store *st = op->st;
+	struct store_conn *conn = &st->cmd;
+	redisReply *reply = r;
+
+	if (conn->ac == ac && conn->n_sent > 0) {
+		conn->n_sent--;
+		conn->progress_ms = now_ms();
+	}
+	if (!reply) {
+		/* The connection went away before the answer. */
+		op_fail(op, STORE_UNAVAILABLE);
+		return;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		if (op->script >= 0 && !op->eval_fallback &&
+		    strncmp(reply->str, "NOSCRIPT", 8) == 0 && conn->ac == ac) {
+			/* The script cache was flushed (restart, failover,
+			 * SCRIPT FLUSH): send the source instead. */
+			op->eval_fallback = 1;
+			op->state = OP_QUEUED;
+			if (op_send(st, op) == 0)
+				return;
+		}
+		log_warn("redis command failed", "op=%s error=\"%.120s\"",
+			 op->name, reply->str);
+		op_fail(op, STORE_UNAVAILABLE);
+		return;
+	}
+	op_unlink(st, op);
+	if (!st->closing)
+		finish_op(op, reply);
+	op_free(op);
+}
+
+/* ---- connections ---- */
+
+static void conn_connect(struct store_conn *conn);
+
+static void conn_set_state(struct store_conn *conn, enum conn_state s)
+{
+	conn->state = s;
+	conn->state_since_ms = now_ms();
+}
+
+/* After any loss of a connection: forget the context and schedule a new
+ * attempt with exponential backoff. */
+static void conn_lost(struct store_conn *conn, const char *why)
+{
+	struct store *st = conn->st;
+	int64_t delay = BACKOFF_MIN_MS;
+	struct timeval tv;
+	unsigned i;
+
+	if (conn->state == CONN_READY)
+		log_warn("redis connection lost", "conn=%s reason=\"%s\"",
+			 conn->name, why);
+	else if (conn->failures < 3 || conn->failures % 12 == 0)
+		log_warn("redis connect failed", "conn=%s attempt=%u reason=\"%s\"",
+			 conn->name, conn->failures + 1, why);
+	conn->ac = NULL;
+	conn->n_sent = 0;
+	conn->handshake_left = 0;
+	conn->kill_pending = 0;
+	conn_set_state(conn, CONN_DOWN);
+	if (st->closing)
+		return;
+	for (i = 0; i < conn->failures && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	conn->failures++;
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+	if (evtimer_add(conn->retry_ev, &tv) < 0)
+		log_error("cannot arm redis reconnect timer", "conn=%s", conn->name);
+	if (!conn->is_sub) {
+		/* Whoever waits for the connection learns now that it is
+		 * gone instead of at its deadline. */
+		struct store_op *op;
+		int any = 0;
+
+		for (op = st->ops_head; op; op = op->next) {
+			if (op->state == OP_QUEUED) {
+				op->state = OP_FAILED;
+				any = 1;
+			}
+		}
+		if (any)
+			event_active(st->defer_ev, EV_TIMEOUT, 0);
+	}
+}
+
+/* Drops the connection on our side (timeout, bad handshake). Safe inside a
+ * hiredis callback: hiredis then frees the context when it returns. */
+static void conn_kill(struct store_conn *conn, const char *why)
+{
+	redisAsyncContext *ac = conn->ac;
+
+	conn->ac = NULL;
+	conn_lost(conn, why);
+	if (ac)
+		redisAsyncFree(ac);
+}
+
+static void conn_ready(struct store_conn *conn)
+{
+	struct store *st = conn->st;
+
+	conn_set_state(conn, CONN_READY);
+	if (conn->failures > 0)
+		log_info("redis connected", "conn=%s after_attempts=%u",
+			 conn->name, conn->failures);
+	else
+		log_info("redis connected", "conn=%s", conn->name);
+	conn->failures = 0;
+	if (!conn->is_sub) {
+		flush_queue(st);
+	} else if (st->change_cb) {
+		struct store_change ch = { STORE_CHANGE_RESYNC, 0, NULL };
+
+		st->change_cb(st->change_arg, &ch);
+	}
+}
+
+/* Replies to AUTH, SELECT and SCRIPT LOAD on the cmd connection. privdata
+ * is the conn; the script index rides in the reply order. */
+static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct store_conn *conn = privdata;
+	redisReply *reply = r;
+
+	if (conn->ac != ac || !reply)
+		return; /* a dead context's leftovers */
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char why[160];
+
+		/* e.g. WRONGPASS: the error text names no secret */
+		snprintf(why, sizeof(why), "handshake refused: %.120s", reply->str);
+		conn_kill(conn, why);
+		return;
+	}
+	/* The subscriber becomes ready with its subscribe confirmation. */
+	if (--conn->handshake_left == 0 && !conn->is_sub)
+		conn_ready(conn);
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct script_load *load = privdata;
+	struct store_conn *conn = load->conn;
+	struct store *st = conn->st;
+	redisReply *reply = r;
+
+	if (conn->ac != ac || !reply)
+		return;
+	/* Without a sha the script is sent as EVAL: slower, still right. */
+	if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+		memcpy(st->sha[load->script], reply->str, 40);
+		st->sha[load->script][40] = '\0';
+	}
+	on_handshake(ac, r, conn);
+}
+
+static void deliver_change(struct store *st, const char *p, size_t len)
+{
+	char msg[512], *sp1, *sp2, *end;
+	struct store_change ch;
+	long long v;
+
+	if (len == 0 || len >= sizeof(msg))
+		return;
+	memcpy(msg, p, len);
+	msg[len] = '\0';
+	sp1 = strchr(msg, ' ');
+	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (!sp2)
+		return;
+	*sp1 = '\0';
+	*sp2 = '\0';
+	errno = 0;
+	v = strtoll(msg, &end, 10);
+	if (errno || *end || v < 0)
+		return;
+	if (strcmp(sp1 + 1, "webhook") == 0)
+		ch.kind = STORE_CHANGE_WEBHOOK;
+	else if (strcmp(sp1 + 1, "settings") == 0)
+		ch.kind = STORE_CHANGE_SETTINGS;
+	else
+		return;
+	ch.version = v;
+	ch.id = sp2 + 1;
+	if (st->change_cb)
+		st->change_cb(st->change_arg, &ch);
+}
+
+/* Every reply of the subscription: the confirmation, then messages. */
+static void on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct store_conn *conn = privdata;
+	redisReply *reply = r;
+	const redisReply *kind;
+
+	if (conn->ac != ac || !reply)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	kind = reply->element[0];
+	if (kind->len == 9 && strncasecmp(kind->str, "subscribe", 9) == 0) {
+		if (conn->state == CONN_HANDSHAKE)
+			conn_ready(conn);
+		return;
+	}
+	if (kind->len == 7 && strncasecmp(kind->str, "message", 7) == 0 &&
+	    reply->element[2]->type == REDIS_REPLY_STRING)
+		deliver_change(conn->st, reply->element[2]->str,
+			       reply->element[2]->len);
+}
+
+/* Sends the handshake once TCP is up. Returns -1 when hiredis refused. */
+static int conn_handshake(struct store_conn *conn)
+{
+	struct store *st = conn->st;
+	const struct config *cfg = st->cfg;
+	redisAsyncContext *ac = conn->ac;
+	char db[16];
+	int i;
+
+	conn_set_state(conn, CONN_HANDSHAKE);
+	conn->handshake_left = 0;
+	if (cfg->redis_password) {
+		const char *argv[2] = { "AUTH", cfg->redis_password };
+		size_t argvlen[2] = { 4, strlen(cfg->redis_password) };
+
+		if (redisAsyncCommandArgv(ac, on_handshake, conn, 2, argv, argvlen) != REDIS_OK)
+			return -1;
+		conn->handshake_left++;
+	}
+	/* The subscriber selects the database too, though pub/sub ignores
+	 * it: then every connection of this store shows the same db in
+	 * CLIENT LIST, which is how operators (and tests) find them. */
+	snprintf(db, sizeof(db), "%d", cfg->redis_db);
+	{
+		const char *argv[2] = { "SELECT", db };
+		size_t argvlen[2] = { 6, strlen(db) };
+
+		if (redisAsyncCommandArgv(ac, on_handshake, conn, 2, argv, argvlen) != REDIS_OK)
+			return -1;
+		conn->handshake_left++;
+	}
+	if (conn->is_sub) {
+		const char *argv[2] = { "SUBSCRIBE", st->channel };
+		size_t argvlen[2] = { 9, strlen(st->channel) };
+
+		/* Readiness comes with the subscribe confirmation, which
+		 * hiredis routes to the subscription callback. */
+		return redisAsyncCommandArgv(ac, on_sub_message, conn, 2, argv,
+					     argvlen) == REDIS_OK ? 0 : -1;
+	}
+	for (i = 0; i < SCRIPT_COUNT; i++)
+		st->sha[i][0] = '\0';
+	for (i = 0; i < SCRIPT_COUNT; i++) {
+		const char *argv[3] = { "SCRIPT", "LOAD", script_src[i] };
+		size_t argvlen[3] = { 6, 4, strlen(script_src[i]) };
+
+		st->loads[i].conn = conn;
+		st->loads[i].script = i;
+		if (redisAsyncCommandArgv(ac, on_script_loaded, &st->loads[i], 3,
+					  argv, argvlen) != REDIS_OK)
+			return -1;
+		conn->handshake_left++;
+	}
+	return 0;
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+	struct store_conn *conn = cac->data;
+
+	if (conn->ac != cac)
+		return;
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		conn->ac = NULL;
+		conn_lost(conn, cac->errstr);
+		return;
+	}
+	/* Freeing the context here would pull it from under hiredis, which
+	 * goes on using it after this callback: leave it to the watchdog. */
+	if (conn_handshake(conn) < 0)
+		conn->kill_pending = 1;
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct store_conn *conn = cac->data;
+
+	/* hiredis frees the context after this callback. A context we
+	 * killed ourselves is no longer conn->ac. */
+	if (conn->ac != cac)
+		return;
+	conn->ac = NULL;
+	conn_lost(conn, status == REDIS_OK ? "closed" : cac->errstr);
+}
+
+static void conn_connect(struct store_conn *conn)
+{
+	struct store *st = conn->st;
+	redisAsyncContext *ac;
+
+	conn_set_state(conn, CONN_CONNECTING);
+	/* Note: a host name is resolved here, synchronously. */
+	ac = redisAsyncConnect(st->cfg->redis_host, st->cfg->redis_port);
+	if (!ac) {
+		conn_lost(conn, "out of memory");
+		return;
+	}
+	if (ac->err) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%s", ac->errstr);
+		redisAsyncFree(ac);
+		conn_lost(conn, why);
+		return;
+	}
+	ac->data = conn;
+	if (redisLibeventAttach(ac, st->base) != REDIS_OK ||
+	    redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
+	    redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
+		redisAsyncFree(ac);
+		conn_lost(conn, "cannot attach to the event loop");
+		return;
+	}
+	/* A dead peer behind a silent network is found by TCP keepalive on
+	 * the subscriber, which otherwise never sends anything. */
+	if (redisEnableKeepAlive(&ac->c) != REDIS_OK)
+		log_debug("redis keepalive not enabled", "conn=%s", conn->name);
+	conn->ac = ac;
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_conn *conn = arg;
+
+	if (conn->state == CONN_DOWN && !conn->st->closing)
+		conn_connect(conn);
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	struct store_conn *conns[2] = { &st->cmd, &st->sub };
+	struct store_op *op, *next;
+	int64_t now = now_ms();
+	int i, any = 0;
+
+	for (i = 0; i < 2; i++) {
+		struct store_conn *conn = conns[i];
+
+		if (conn->kill_pending)
+			conn_kill(conn, "handshake could not be sent");
+		else if ((conn->state == CONN_CONNECTING || conn->state == CONN_HANDSHAKE) &&
+			 now - conn->state_since_ms > CONNECT_TIMEOUT_MS)
+			conn_kill(conn, "connect timed out");
+		else if (conn->state == CONN_READY && conn->n_sent > 0 &&
+			 now - conn->progress_ms > COMMAND_TIMEOUT_MS)
+			conn_kill(conn, "command timed out");
+	}
+	for (op = st->ops_head; op; op = next) {
+		next = op->next;
+		if (op->state == OP_QUEUED && now > op->deadline_ms) {
+			op->state = OP_FAILED;
+			any = 1;
+		}
+	}
+	if (any)
+		event_active(st->defer_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- lifecycle ---- */
+
+static int conn_init(struct store *st, struct store_conn *conn,
+		     const char *name, int is_sub)
+{
+	conn->st = st;
+	conn->name = name;
+	conn->is_sub = is_sub;
+	conn->state = CONN_DOWN;
+	conn->retry_ev = evtimer_new(st->base, retry_cb, conn);
+	return conn->retry_ev ? 0 : -1;
+}
+
+struct store *store_new(struct event_base *base, const struct config *cfg,
+			char *err, size_t errlen)
+{
+	struct timeval tv = { 0, WATCHDOG_MS * 1000 };
+	struct store *st = calloc(1, sizeof(*st));
+	struct buf ch;
+
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->base = base;
+	st->cfg = cfg;
+	buf_init(&ch, 64);
+	buf_addf(&ch, "pw:changes:%d", cfg->redis_db);
+	st->channel = ch.failed ? NULL : buf_detach(&ch, NULL);
+	buf_release(&ch);
+	st->watchdog_ev = event_new(base, -1, EV_PERSIST, watchdog_cb, st);
+	st->defer_ev = event_new(base, -1, 0, defer_cb, st);
+	if (!st->channel || !st->watchdog_ev || !st->defer_ev ||
+	    conn_init(st, &st->cmd, "cmd", 0) < 0 ||
+	    conn_init(st, &st->sub, "sub", 1) < 0 ||
+	    event_add(st->watchdog_ev, &tv) < 0) {
+		snprintf(err, errlen, "cannot set up the redis store: out of memory");
+		store_free(st);
+		return NULL;
+	}
+	conn_connect(&st->cmd);
+	conn_connect(&st->sub);
+	return st;
+}
+
+static void conn_close(struct store_conn *conn)
+{
+	redisAsyncContext *ac = conn->ac;
+
+	conn->ac = NULL;
+	if (ac)
+		redisAsyncFree(ac); /* pending replies come back NULL: ops end */
+	if (conn->retry_ev)
+		event_free(conn->retry_ev);
+	conn->retry_ev = NULL;
+}
+
+void store_free(struct store *st)
+{
+	struct store_op *op;
+
+	if (!st)
+		return;
+	st->closing = 1;
+	conn_close(&st->cmd);
+	conn_close(&st->sub);
+	while ((op = st->ops_head) != NULL) {
+		op_unlink(st, op);
+		op_free(op);
+	}
+	if (st->watchdog_ev)
+		event_free(st->watchdog_ev);
+	if (st->defer_ev)
+		event_free(st->defer_ev);
+	free(st->channel);
+	free(st);
+}
+
+int store_is_ready(const struct store *st)
+{
+	return st->cmd.state == CONN_READY;
+}
+
+void store_subscribe(struct store *st, store_change_cb *cb, void *arg)
+{
+	st->change_cb = cb;
+	st->change_arg = arg;
+}
+
+/* ---- operations ---- */
+
+static struct store_op *start_write(struct store *st, enum op_kind kind,
+				    const char *name, int script,
+				    store_write_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, kind, name, script, arg);
+
+	if (op)
+		op->cb.write = cb;
+	return op;
+}
+
+int store_webhook_create(struct store *st, const struct webhook *wh,
+			 store_write_cb *cb, void *arg)
+{
+	struct webhook copy = *wh;
+	struct store_op *op;
+	struct buf doc;
+	int rc;
+
+	op = start_write(st, OP_CREATE, "webhook_create", SCRIPT_CREATE, cb, arg);
+	if (!op)
+		return -1;
+	copy.revision = 1;
+	buf_init(&doc, OP_ARGS_MAX);
+	webhook_to_storage(&copy, &doc);
+	op_args(op, "3");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:company:", wh->company_id, ":webhooks");
+	op_args(op, "pw:version");
+	op_args(op, wh->id);
+	op_arg(op, buf_str(&doc), doc.len);
+	op_args(op, st->channel);
+	if (doc.failed)
+		op->args.failed = 1;
+	buf_release(&doc);
+	rc = op_start(st, op);
+	return rc;
+}
+
+int store_webhook_replace(struct store *st, const struct webhook *wh,
+			  int clear_failures, store_write_cb *cb, void *arg)
+{
+	struct webhook copy = *wh;
+	struct store_op *op;
+	struct buf doc;
+	char rev[24];
+
+	op = start_write(st, OP_REPLACE, "webhook_replace", SCRIPT_REPLACE, cb, arg);
+	if (!op)
+		return -1;
+	copy.revision = wh->revision + 1;
+	snprintf(rev, sizeof(rev), "%lld", (long long)wh->revision);
+	buf_init(&doc, OP_ARGS_MAX);
+	webhook_to_storage(&copy, &doc);
+	op_args(op, "4");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:company:", wh->company_id, ":webhooks");
+	op_args(op, "pw:version");
+	op_argkey(op, "pw:failures:", wh->id, "");
+	op_args(op, wh->id);
+	op_arg(op, buf_str(&doc), doc.len);
+	op_args(op, st->channel);
+	op_args(op, rev);
+	op_args(op, clear_failures ? "1" : "0");
+	if (doc.failed)
+		op->args.failed = 1;
+	buf_release(&doc);
+	return op_start(st, op);
+}
+
+int store_webhook_delete(struct store *st, const char *company_id,
+			 const char *id, store_write_cb *cb, void *arg)
+{
+	struct store_op *op;
+
+	op = start_write(st, OP_DELETE, "webhook_delete", SCRIPT_DELETE, cb, arg);
+	if (!op)
+		return -1;
+	op_args(op, "4");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:company:", company_id, ":webhooks");
+	op_args(op, "pw:version");
+	op_argkey(op, "pw:failures:", id, "");
+	op_args(op, id);
+	op_args(op, st->channel);
+	return op_start(st, op);
+}
+
+int store_webhook_get(struct store *st, const char *company_id,
+		      const char *id, store_webhook_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_GET, "webhook_get", -1, arg);
+
+	if (!op)
+		return -1;
+	op->cb.webhook = cb;
+	op->company_id = strdup(company_id);
+	if (!op->company_id) {
+		op_free(op);
+		return -1;
+	}
+	op_args(op, "HGET");
+	op_args(op, "pw:webhooks");
+	op_args(op, id);
+	return op_start(st, op);
+}
+
+int store_webhook_list(struct store *st, const char *company_id,
+		       store_list_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_LIST, "webhook_list", SCRIPT_LIST, arg);
+
+	if (!op)
+		return -1;
+	op->cb.list = cb;
+	op_args(op, "2");
+	op_argkey(op, "pw:company:", company_id, ":webhooks");
+	op_args(op, "pw:webhooks");
+	return op_start(st, op);
+}
+
+int store_settings_get(struct store *st, const char *company_id,
+		       store_settings_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_SETTINGS_GET, "settings_get", -1, arg);
+
+	if (!op)
+		return -1;
+	op->cb.settings = cb;
+	op->company_id = strdup(company_id);
+	if (!op->company_id) {
+		op_free(op);
+		return -1;
+	}
+	op_args(op, "HGET");
+	op_args(op, "pw:settings");
+	op_args(op, company_id);
+	return op_start(st, op);
+}
+
+int store_settings_put(struct store *st, const char *company_id,
+		       const struct company_settings *s, store_write_cb *cb,
+		       void *arg)
+{
+	struct store_op *op;
+	struct buf doc;
+
+	op = start_write(st, OP_SETTINGS_PUT, "settings_put", SCRIPT_SETTINGS_PUT,
+			 cb, arg);
+	if (!op)
+		return -1;
+	buf_init(&doc, OP_ARGS_MAX);
+	company_settings_to_json(s, &doc);
+	op_args(op, "2");
+	op_args(op, "pw:settings");
+	op_args(op, "pw:version");
+	op_args(op, company_id);
+	op_arg(op, buf_str(&doc), doc.len);
+	op_args(op, st->channel);
+	if (doc.failed)
+		op->args.failed = 1;
+	buf_release(&doc);
+	return op_start(st, op);
+}
+
+int store_load_all(struct store *st, store_snapshot_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_LOAD_ALL, "load_all", SCRIPT_LOAD_ALL, arg);
+
+	if (!op)
+		return -1;
+	op->cb.snapshot = cb;
+	op_args(op, "3");
+	op_args(op, "pw:version");
+	op_args(op, "pw:webhooks");
+	op_args(op, "pw:settings");
+	return op_start(st, op);
+}
+
+int store_version_get(struct store *st, store_version_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_VERSION, "version_get", -1, arg);
+
+	if (!op)
+		return -1;
+	op->cb.version = cb;
+	op_args(op, "GET");
+	op_args(op, "pw:version");
+	return op_start(st, op);
+}

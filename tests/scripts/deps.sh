@@ -1,0 +1,56 @@
+#!/bin/sh
+# Installs every Debian package promo-webhooks needs to build and test.
+#
+# Usage: tests/scripts/deps.sh
+#
+# Idempotent and quick: when every package is already installed (checked with
+# dpkg-query) it installs nothing and does not touch the network. Otherwise it
+# runs `apt-get update` once and installs only the missing packages. Runs as
+# root (CI is root); a non-root user needs sudo.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
+libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev libxml2-utils
+redis-server kcat jq curl maven default-jdk-headless clang"
+
+missing=""
+for pkg in $PACKAGES; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "installed" ]; then
+        missing="$missing $pkg"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "deps.sh: all packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    set --
+elif command -v sudo >/dev/null 2>&1; then
+    set -- sudo
+else
+    echo "deps.sh: missing packages:$missing; not root and no sudo" >&2
+    exit 1
+fi
+
+echo "deps.sh: installing:$missing"
+"$@" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+# $missing is a list of package names: word splitting is wanted here.
+# shellcheck disable=SC2086
+"$@" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+    install -y -qq --no-install-recommends $missing
+
+still=""
+for pkg in $missing; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "installed" ]; then
+        still="$still $pkg"
+    fi
+done
+if [ -n "$still" ]; then
+    echo "deps.sh: still missing after install:$still" >&2
+    exit 1
+fi
+echo "deps.sh: done"

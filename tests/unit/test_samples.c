@@ -1,0 +1,101 @@
+/*
+ * Unit tests of samples.c: every event type has realistic sample data, and
+ * its sample payload renders as the body a webhook would receive.
+ */
+#include "promo_webhooks/samples.h"
+#include "testutil.h"
+
+#include <yajl/yajl_tree.h>
+
+static const char *member(yajl_val root, const char *a, const char *b)
+{
+	const char *path[3] = { a, b, NULL };
+	yajl_val v = yajl_tree_get(root, path, yajl_t_string);
+
+	return v ? v->u.string : NULL;
+}
+
+static void test_every_type(void)
+{
+	int t;
+
+	for (t = 0; t < EVENT_TYPE_COUNT; t++) {
+		enum event_type et = (enum event_type)t;
+		const char *data = samples_data(et);
+		struct buf b;
+		yajl_val root, d;
+		const char *pd[] = { "data", NULL };
+
+		CHECK(data != NULL);
+		if (!data)
+			continue;
+		root = yajl_tree_parse(data, NULL, 0);
+		CHECK(YAJL_IS_OBJECT(root) && root->u.object.len >= 3);
+		yajl_tree_free(root);
+
+		buf_init(&b, 0);
+		CHECK_INT(samples_render(et, "acme", SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0,
+					 PAYLOAD_JSON, &b), SAMPLES_OK);
+		root = yajl_tree_parse(buf_str(&b), NULL, 0);
+		CHECK(root != NULL);
+		if (root) {
+			CHECK_STR(member(root, "event", NULL), event_type_name(et));
+			CHECK_STR(member(root, "companyId", NULL), "acme");
+			CHECK_STR(member(root, "webhookId", NULL), SAMPLES_WEBHOOK_ID);
+			CHECK(member(root, "occurredAt", NULL) != NULL);
+			d = yajl_tree_get(root, pd, yajl_t_object);
+			CHECK(d != NULL);
+			if (event_type_is_derived(et)) {
+				CHECK_STR(member(root, "data", "notificationPeriod"), "Hours");
+				CHECK(member(root, "data", "promotionId") != NULL);
+			}
+			yajl_tree_free(root);
+		}
+		buf_release(&b);
+	}
+	CHECK(samples_data(EVENT_TYPE_COUNT) == NULL);
+}
+
+static void test_webhook_period_and_formats(void)
+{
+	struct buf b, again;
+	yajl_val root;
+
+	buf_init(&b, 0);
+	buf_init(&again, 0);
+	CHECK_INT(samples_render(EVENT_PROMOTION_ENDING_IN_PERIOD, "globex",
+				 "0123456789abcdef0123456789abcdef", PERIOD_DAYS, 3,
+				 PAYLOAD_DEFAULT, &b), SAMPLES_OK);
+	root = yajl_tree_parse(buf_str(&b), NULL, 0);
+	CHECK(root != NULL);
+	if (root) {
+		const char *pv[] = { "data", "notificationPeriodValue", NULL };
+		yajl_val v = yajl_tree_get(root, pv, yajl_t_number);
+
+		CHECK_STR(member(root, "data", "notificationPeriod"), "Days");
+		CHECK(v && YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) == 3);
+		CHECK(member(root, "id", NULL) && strncmp(member(root, "id", NULL), "msg_", 4) == 0);
+		yajl_tree_free(root);
+	}
+	/* stable: the same webhook gets the same sample */
+	CHECK_INT(samples_render(EVENT_PROMOTION_ENDING_IN_PERIOD, "globex",
+				 "0123456789abcdef0123456789abcdef", PERIOD_DAYS, 3,
+				 PAYLOAD_JSON, &again), SAMPLES_OK);
+	CHECK_STR(buf_str(&again), buf_str(&b));
+
+	buf_reset(&b);
+	CHECK_INT(samples_render(EVENT_PROMOTION_CREATED, "acme", SAMPLES_WEBHOOK_ID,
+				 PERIOD_NONE, 0, PAYLOAD_XML, &b), SAMPLES_UNSUPPORTED);
+	CHECK_STR(samples_content_type(PAYLOAD_XML), "application/xml");
+	CHECK_STR(samples_content_type(PAYLOAD_JSON), "application/json");
+	CHECK_STR(samples_content_type(PAYLOAD_DEFAULT), "application/json");
+	buf_release(&b);
+	buf_release(&again);
+}
+
+int main(void)
+{
+	test_every_type();
+	test_webhook_period_and_formats();
+	return TEST_DONE();
+}
