@@ -84,6 +84,8 @@ service_env() {
 	export PROMO_WEBHOOKS_ADMIN_TOKEN=$TOKEN
 	export PROMO_WEBHOOKS_ALLOW_PRIVATE_TARGETS=1
 	export PROMO_WEBHOOKS_LOG_LEVEL=info
+	# A killed member is evicted after this, not after the 45 s default.
+	export PROMO_WEBHOOKS_RDKAFKA_SESSION_TIMEOUT_MS=6000
 }
 
 # start_service NAME: starts one service instance; sets SVC_PID, API.
@@ -102,26 +104,29 @@ ready_ok() {
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ]
 }
 
-# api METHOD PATH [BODY]: prints the response body; sets HTTP_STATUS.
+# api METHOD PATH [BODY]: calls the admin API; sets HTTP_STATUS and leaves
+# the response body in $T/resp (no command substitution, so that the
+# status survives in this shell).
 api() {
 	if [ $# -ge 3 ]; then
-		out=$(curl -s -w '\n%{http_code}' -X "$1" -H "Authorization: Bearer $TOKEN" \
-			-H 'Content-Type: application/json' --data-binary "$3" "$API$2")
+		HTTP_STATUS=$(curl -s -o "$T/resp" -w '%{http_code}' -X "$1" \
+			-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+			--data-binary "$3" "$API$2")
 	else
-		out=$(curl -s -w '\n%{http_code}' -X "$1" -H "Authorization: Bearer $TOKEN" "$API$2")
+		HTTP_STATUS=$(curl -s -o "$T/resp" -w '%{http_code}' -X "$1" \
+			-H "Authorization: Bearer $TOKEN" "$API$2")
 	fi
-	HTTP_STATUS=$(printf '%s\n' "$out" | tail -n 1)
-	printf '%s\n' "$out" | sed '$d'
 }
 
-# create_webhook COMPANY EVENT TARGET [ENABLED]: prints the new id.
+# create_webhook COMPANY EVENT TARGET [ENABLED]: creates a webhook and sets
+# HOOK_ID.
 create_webhook() {
 	enabled=${4:-true}
 	body=$(jq -cn --arg e "$2" --arg t "$3" --argjson en "$enabled" \
 		'{event: $e, target: $t, enabled: $en}')
-	res=$(api POST "/v1/companies/$1/webhooks" "$body")
-	[ "$HTTP_STATUS" = 201 ] || fail "create webhook $1 $2: HTTP $HTTP_STATUS $res"
-	printf '%s\n' "$res" | jq -r .id
+	api POST "/v1/companies/$1/webhooks" "$body"
+	[ "$HTTP_STATUS" = 201 ] || fail "create webhook $1 $2: HTTP $HTTP_STATUS $(cat "$T/resp")"
+	HOOK_ID=$(jq -r .id "$T/resp")
 }
 
 # metric NAME: the value of an unlabelled metric of the running service.

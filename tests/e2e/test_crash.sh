@@ -17,8 +17,8 @@ start_receiver recv --rule /one=200,delay_ms=5 --rule /two=200,delay_ms=5
 service_env
 export PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET=8
 start_service first
-create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/one" >/dev/null
-create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/two" >/dev/null
+create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/one"
+create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/two"
 wait_for 5 "the registry cache to hold 2 webhooks" \
 	sh -c "[ \"\$(curl -s $API/metrics | awk '\$1 == \"promo_webhooks_registry_webhooks\" { print \$2 }')\" = 2 ]"
 

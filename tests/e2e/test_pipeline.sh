@@ -28,20 +28,21 @@ info "registering webhooks"
 for c in acme globex; do
 	if [ $c = acme ]; then port=$ACME_PORT; else port=$GLOBEX_PORT; fi
 	for ty in $TYPES; do
-		id=$(create_webhook $c "$ty" "http://127.0.0.1:$port/$c/$ty")
-		echo "$c $ty $id" >>"$T/hooks"
+		create_webhook $c "$ty" "http://127.0.0.1:$port/$c/$ty"
+		echo "$c $ty $HOOK_ID" >>"$T/hooks"
 	done
-	create_webhook $c Promotion.Created "http://127.0.0.1:$port/$c/disabled" false >/dev/null
+	create_webhook $c Promotion.Created "http://127.0.0.1:$port/$c/disabled" false
 done
 # A third company's webhook: no event of initech is ever produced.
-create_webhook initech Promotion.Created "http://127.0.0.1:$ACME_PORT/initech" >/dev/null
+create_webhook initech Promotion.Created "http://127.0.0.1:$ACME_PORT/initech"
 wait_for 5 "the registry cache to hold 19 webhooks" \
 	sh -c "[ \"\$(curl -s $API/metrics | awk '\$1 == \"promo_webhooks_registry_webhooks\" { print \$2 }')\" = 19 ]"
 
 data_for() {
 	case $1 in
 	Promotion.*)
-		jq -cn --arg c "$2" '{promotionId: ("P-" + $c), name: "Summer sale", startDate: "2026-12-01T00:00:00Z", endDate: null, discount: 12.50, tags: ["a", "b"], nested: {deep: [1, {x: true}]}}' ;;
+		# Written by hand: jq would print 12.50 as 12.5.
+		printf '{"promotionId":"P-%s","name":"Summer sale","startDate":"2026-12-01T00:00:00Z","endDate":null,"discount":12.50,"tags":["a","b"],"nested":{"deep":[1,{"x":true}]}}\n' "$2" ;;
 	*)
 		jq -cn --arg c "$2" '{importId: ("I-" + $c), rows: 1200, failed: 0}' ;;
 	esac
@@ -53,9 +54,8 @@ i=0
 for ty in $TYPES; do
 	i=$((i + 1))
 	data=$(data_for "$ty" acme)
-	jq -cn --arg ty "$ty" --arg id "acme-$i" --argjson d "$data" \
-		'{specversion: "1.0", id: $id, source: "/promo/acme", type: $ty, time: "2026-11-28T10:00:00.250+01:00", companyid: "acme", data: $d}' |
-		sed 's/^/acme|/' >>"$T/acme.in"
+	printf 'acme|{"specversion":"1.0","id":"acme-%s","source":"/promo/acme","type":"%s","time":"2026-11-28T10:00:00.250+01:00","companyid":"acme","data":%s}\n' \
+		"$i" "$ty" "$data" >>"$T/acme.in"
 done
 produce_lines "$T/acme.in"
 i=0
@@ -122,19 +122,28 @@ done
 grep -q '12.50' "$ACME_LOG" || fail "data.discount was not passed through as 12.50"
 
 info "checking the dead-letter topic"
-kcat -C -q -b "$KAFKA_BOOTSTRAP" -t "$TOPIC.dead-letter" -e -J >"$T/dlq.jsonl"
+# kcat -J lists headers as [name, value, ...]; turn them into an object.
+kcat -C -q -b "$KAFKA_BOOTSTRAP" -t "$TOPIC.dead-letter" -e -J |
+	jq -c '.headers = ((.headers // []) as $h | [range(0; $h | length; 2) | {($h[.]): $h[. + 1]}] | add)' >"$T/dlq.jsonl"
 [ "$(wc -l <"$T/dlq.jsonl")" -eq 7 ] || fail "dead-letter topic has $(wc -l <"$T/dlq.jsonl") messages, want 7"
+# dead_letter KEY: the one dead letter with that key (jq 1.6's -e judges only
+# the last input, so every check below looks at a single message).
+dead_letter() {
+	jq -c --arg k "$1" 'select(.key == $k)' "$T/dlq.jsonl"
+}
 for k in bad1 bad2 bad3 bad4 bad5 bad6 bad7; do
-	jq -e --arg k $k --arg t "$TOPIC" 'select(.key == $k)
-		| (.headers["x-dead-letter-reason"] | length) > 0
+	msg=$(dead_letter $k)
+	[ -n "$msg" ] || fail "dead letter $k is missing"
+	printf '%s\n' "$msg" | jq -e --arg t "$TOPIC" '
+		(.headers["x-dead-letter-reason"] | length) > 0
 		and .headers["x-original-topic"] == $t
 		and (.headers["x-original-partition"] | test("^[0-9]+$"))
-		and (.headers["x-original-offset"] | test("^[0-9]+$"))' "$T/dlq.jsonl" >/dev/null ||
-		fail "dead letter $k is missing or lacks its headers: $(grep "\"$k\"" "$T/dlq.jsonl")"
+		and (.headers["x-original-offset"] | test("^[0-9]+$"))' >/dev/null ||
+		fail "dead letter $k lacks its headers: $msg"
 done
-jq -e 'select(.key == "bad7") | .headers.ce_id == "bad7" and .payload == "{\"importId\":\"I-x\"}"' "$T/dlq.jsonl" >/dev/null ||
+dead_letter bad7 | jq -e '.headers.ce_id == "bad7" and .payload == "{\"importId\":\"I-x\"}"' >/dev/null ||
 	fail "dead letter bad7 lost its original headers or value"
-jq -e 'select(.key == "bad1") | .payload == "this is not json"' "$T/dlq.jsonl" >/dev/null ||
+dead_letter bad1 | jq -e '.payload == "this is not json"' >/dev/null ||
 	fail "dead letter bad1 lost its original value"
 reasons=$(jq -r '.headers["x-dead-letter-reason"]' "$T/dlq.jsonl" | sort -u | wc -l)
 [ "$reasons" -eq 7 ] || fail "want 7 distinct dead-letter reasons, got $reasons"
