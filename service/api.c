@@ -19,7 +19,6 @@
 #include "promo_webhooks/webhook.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +28,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -162,10 +160,11 @@ static void reply_raw(struct api *api, struct evhttp_request *req, int code,
 static void reply_buf(struct api *api, struct evhttp_request *req, int code,
 		      const char *ctype, const struct buf *b)
 {
+	static const char oom[] =
+		"{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+
 	if (b->failed) {
-		reply_raw(api, req, 500, "application/json",
-			  "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
-			  strlen("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}"));
+		reply_raw(api, req, 500, "application/json", oom, sizeof(oom) - 1);
 		return;
 	}
 	reply_raw(api, req, code, ctype, buf_str(b), b->len);
