@@ -172,4 +172,125 @@ int store_load_all(struct store *st, store_snapshot_cb *cb, void *arg);
 /* The current pw:version (cheap: the registry polls it). */
 int store_version_get(struct store *st, store_version_cb *cb, void *arg);
 
+/* ---- the failure rule: attempts, failures, disables, retries, notices ----
+ *
+ * More keys (all under "pw:"):
+ *   pw:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
+ *                                  a JSON object with the contract's fields
+ *   pw:retries               ZSET  retry id -> due time (Unix ms); a claimed
+ *                                  retry is pushed to now + lease so that a
+ *                                  replica that dies holding it lets another
+ *                                  one take it when the lease runs out
+ *   pw:retry-jobs            HASH  retry id -> the job (opaque JSON)
+ *   pw:outbox                ZSET  notice id -> when it may next be claimed
+ *   pw:notices               HASH  notice id -> the notice JSON (contract 5)
+ */
+
+/* One delivery attempt, as the attempt log shows it. */
+struct store_attempt {
+	const char *webhook_id;
+	const char *event_id;    /* the event the attempt delivered */
+	int attempt;             /* 1 for the first attempt, 2.. for retries */
+	int64_t at_ms;           /* when the attempt started */
+	long status;             /* HTTP status, 0 when none was received */
+	const char *error;       /* NULL on success, else one line */
+	int64_t duration_ms;
+};
+
+/* A failed attempt to record (one atomic step, contract section 5). */
+struct store_failure {
+	struct store_attempt attempt;
+	int64_t window_ms;       /* PROMO_WEBHOOKS_FAILURE_WINDOW in ms */
+	long threshold;          /* PROMO_WEBHOOKS_FAILURE_THRESHOLD */
+	const char *at_text;     /* attempt.at_ms as RFC 3339, for the notice */
+	/* The retry being finished by this attempt (NULL for a first
+	 * attempt): it is removed in the same step. */
+	const char *retry_id;
+	/* The next retry to schedule while the webhook stays enabled: job is
+	 * opaque JSON (NULL = no more retries), due at next_due_ms. */
+	const char *next_job;
+	int64_t next_due_ms;
+};
+
+enum store_failure_result {
+	STORE_FAILURE_COUNTED,  /* recorded; still enabled (retry scheduled if
+				 * one was given) */
+	STORE_FAILURE_DISABLED, /* recorded, and this step disabled the webhook
+				 * (and queued the notice when the company
+				 * has a notification email); no retry */
+	STORE_FAILURE_INACTIVE, /* recorded in the attempt log only: the
+				 * webhook was already disabled or is gone; no
+				 * retry */
+};
+
+typedef void store_failure_cb(void *arg, enum store_status status,
+			      enum store_failure_result result);
+
+/*
+ * In one Lua step: appends the attempt to the attempt log; adds the failure
+ * to pw:failures:<id> with a unique member (the member carries at, status
+ * and error for the notice), drops entries older than the window and sets
+ * the key to expire after the window; removes f->retry_id; and then, if the
+ * webhook is enabled and at least threshold failures fall within the
+ * window, disables it (enabled false, disabledAt, disabledReason, revision,
+ * pw:version, PUBLISH: as every write) and, when the company's
+ * webhookDisabledNotificationEmail is set, adds the notice to the outbox;
+ * else, if enabled and f->next_job is set, schedules that retry.
+ * Any number of replicas racing: one disable, one notice.
+ */
+int store_record_failure(struct store *st, const struct store_failure *f,
+			 store_failure_cb *cb, void *arg);
+
+/*
+ * A successful attempt: appends it to the attempt log and, for a retry,
+ * removes retry_id (NULL for a first attempt) in the same step.
+ */
+int store_record_success(struct store *st, const struct store_attempt *a,
+			 const char *retry_id, store_write_cb *cb, void *arg);
+
+/*
+ * Appends successful first attempts to their attempt logs, best effort and
+ * without a reply per attempt (one pipelined batch): the success path of a
+ * delivery does not wait for Redis.
+ */
+void store_log_attempts(struct store *st, const struct store_attempt *a,
+			size_t n);
+
+/* The attempt log of a webhook, newest first: each item a JSON object. */
+typedef void store_attempts_cb(void *arg, enum store_status status,
+			       const char *const *items, const size_t *lens,
+			       size_t n);
+int store_attempts_list(struct store *st, const char *webhook_id,
+			store_attempts_cb *cb, void *arg);
+
+/* Claimed work: retries or notices. */
+struct store_claimed {
+	const char *id;      /* retry id or notice id */
+	const char *payload; /* the job or the notice JSON */
+	size_t payload_len;
+	const char *key;     /* notices: the webhook id (the Kafka key) */
+};
+typedef void store_claim_cb(void *arg, enum store_status status,
+			    const struct store_claimed *items, size_t n);
+
+/*
+ * Claims up to max retries due at now_ms: each is leased until now_ms +
+ * lease_ms (then another replica may claim it again). A retry whose webhook
+ * is disabled or deleted is dropped here instead of returned.
+ */
+int store_retry_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
+		      size_t max, store_claim_cb *cb, void *arg);
+
+/* Claims up to max notices of the outbox the same way. */
+int store_outbox_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
+		       size_t max, store_claim_cb *cb, void *arg);
+/* Removes a notice once the broker has acknowledged it. */
+int store_outbox_ack(struct store *st, const char *notice_id,
+		     store_write_cb *cb, void *arg);
+
+/* Sizes for /metrics: retries pending, notices pending. */
+typedef void store_counts_cb(void *arg, enum store_status status,
+			     int64_t retries, int64_t notices);
+int store_counts(struct store *st, store_counts_cb *cb, void *arg);
+
 #endif
