@@ -34,6 +34,7 @@ enum config_kind {
 	KIND_RETRIES,    /* comma-separated seconds in [min, max] (retry_*) */
 	KIND_LOG_LEVEL,  /* debug|info|warn|error (enum log_level) */
 	KIND_LOG_FORMAT, /* json|text (enum log_format) */
+	KIND_FAULT,      /* none|exit-after-disable (enum config_fault) */
 };
 
 struct config_var {
@@ -83,6 +84,7 @@ static const struct config_var config_vars[] = {
 	{ PREFIX "LOG_LEVEL", KIND_LOG_LEVEL, "info", 0, 0, FIELD(log_level), 0 },
 	{ PREFIX "LOG_FORMAT", KIND_LOG_FORMAT, "json", 0, 0, FIELD(log_format),
 	  0 },
+	{ PREFIX "TEST_FAULT", KIND_FAULT, "none", 0, 0, FIELD(test_fault), 0 },
 };
 
 /* librdkafka properties the service sets itself: a pass-through value
@@ -558,6 +560,19 @@ static int parse_var(struct config *cfg, const struct config_var *v,
 			*(enum log_format *)(void *)base = LOG_FORMAT_TEXT;
 		} else {
 			fail(err, errlen, v->name, "expected json or text: %s",
+			     quote(v, val, strlen(val), q, sizeof(q)));
+			return -1;
+		}
+		return 0;
+	case KIND_FAULT:
+		if (strcmp(val, "none") == 0) {
+			*(enum config_fault *)(void *)base = CONFIG_FAULT_NONE;
+		} else if (strcmp(val, "exit-after-disable") == 0) {
+			*(enum config_fault *)(void *)base =
+				CONFIG_FAULT_EXIT_AFTER_DISABLE;
+		} else {
+			fail(err, errlen, v->name,
+			     "expected none or exit-after-disable: %s",
 			     quote(v, val, strlen(val), q, sizeof(q)));
 			return -1;
 		}

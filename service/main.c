@@ -41,11 +41,19 @@ static int app_ready(void *arg)
 static void app_metrics(void *arg, struct buf *out)
 {
 	struct app *app = arg;
+	const struct webhook *const *hooks;
+	size_t n, i, enabled = 0;
 
 	pipeline_metrics(app->pipeline, out);
 	buf_adds(out, "# HELP promo_webhooks_registry_webhooks Webhooks in this replica's cache.\n"
 		      "# TYPE promo_webhooks_registry_webhooks gauge\n");
 	buf_addf(out, "promo_webhooks_registry_webhooks %zu\n", registry_count(app->reg));
+	n = registry_webhooks(app->reg, &hooks);
+	for (i = 0; i < n; i++)
+		enabled += hooks[i]->enabled ? 1 : 0;
+	buf_adds(out, "# HELP promo_webhooks_registry_webhooks_enabled Enabled webhooks in this replica's cache.\n"
+		      "# TYPE promo_webhooks_registry_webhooks_enabled gauge\n");
+	buf_addf(out, "promo_webhooks_registry_webhooks_enabled %zu\n", enabled);
 }
 
 static void app_stopped(void *arg)

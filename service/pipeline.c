@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "promo_webhooks/deliver.h"
 #include "promo_webhooks/event.h"
@@ -26,7 +27,9 @@
 #include "promo_webhooks/offsets.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/render.h"
+#include "promo_webhooks/retryjob.h"
 #include "promo_webhooks/sign.h"
+#include "promo_webhooks/store.h"
 
 /* Intake resumes when pending deliveries fall to this share of the bound. */
 #define PIPELINE_RESUME_NUM 3
@@ -34,6 +37,25 @@
 /* Dead-letter produce retries back off up to this. */
 #define PIPELINE_DLQ_MAX_BACKOFF_MS 30000
 #define PIPELINE_TICK_MS 100
+/* How often due retries and pending notices are claimed from Redis. */
+#define PIPELINE_CLAIM_EVERY_MS 500
+/* Retries claimed at once, and the share of the in-flight bound they may
+ * take (first attempts keep the rest). */
+#define PIPELINE_RETRY_BATCH 256
+#define PIPELINE_RETRY_SHARE 4
+/* A claimed retry is someone else's to take after its attempt could have
+ * finished (the delivery timeout) and this margin. */
+#define PIPELINE_RETRY_LEASE_MARGIN_MS 30000
+/* A claimed notice stays leased longer than librdkafka may keep a message
+ * queued (message.timeout.ms, 300 s by default), so it is never produced
+ * twice while this replica still holds it. */
+#define PIPELINE_NOTICE_LEASE_MS 330000
+#define PIPELINE_NOTICE_BATCH 64
+/* Recording a failure in Redis is retried with this backoff cap. */
+#define PIPELINE_RECORD_MAX_BACKOFF_MS 5000
+/* Successful first attempts are logged to Redis in batches of this size. */
+#define PIPELINE_ATTEMPT_BATCH 256
+#define PIPELINE_EVENT_ID_MAX 128
 
 enum pipeline_state {
 	PIPELINE_IDLE,     /* created, not started */
@@ -45,20 +67,59 @@ enum pipeline_state {
 };
 
 /* The deliveries one event caused; finishes its ticket when the last one
- * has an outcome. */
+ * has a recorded outcome. Owns the decoded event they render from. */
 struct inflight_event {
 	struct offsets_ticket ticket;
+	struct event ev;
 	unsigned remaining;  /* deliveries without an outcome yet */
-	unsigned cancelled;  /* deliveries given up at shutdown */
-	int64_t taken_ms;
+	unsigned unfinished; /* deliveries given up or not recorded */
 };
 
+/* A retry claimed from Redis. */
+struct claimed_retry {
+	char *retry_id;
+	struct retry_job job;
+};
+
+/* One delivery attempt, from submission until its outcome is recorded. */
 struct delivery_job {
 	struct pipeline *p;
-	struct inflight_event *ie;
-	enum event_type type;
-	char webhook_id[40];
+	struct inflight_event *ie;    /* a first attempt: its event, else NULL */
+	struct claimed_retry *retry;  /* a retry: its job, else NULL */
+	int attempt;                  /* 1 for the first attempt */
+	char webhook_id[WEBHOOK_ID_LEN + 1];
 	char message_id[SIGN_MESSAGE_ID_LEN];
+	struct deliver_result res;    /* the outcome while it is recorded */
+	int record_backoff_ms;
+	struct event *record_timer;
+};
+
+/* What a delivery renders from, whether first attempt or retry. */
+struct payload_src {
+	enum event_type type;
+	const char *event_id;
+	const char *company_id;
+	const char *occurred_at;
+	const char *data;
+	size_t data_len;
+	enum period_unit period;
+	int64_t period_value;
+};
+
+/* A successful first attempt waiting for the next batch to the log. */
+struct logged_attempt {
+	char webhook_id[WEBHOOK_ID_LEN + 1];
+	char event_id[PIPELINE_EVENT_ID_MAX + 1];
+	int64_t at_ms;
+	long status;
+	int64_t duration_ms;
+};
+
+/* A notice this replica is producing, so it is not produced twice. */
+struct notice_in_flight {
+	struct pipeline *p;
+	struct notice_in_flight *next;
+	char *id;
 };
 
 /* An invalid message on its way to the dead-letter topic: everything is a
@@ -82,6 +143,13 @@ struct pipeline_counters {
 	uint64_t dead_lettered;
 	uint64_t deliveries[DELIVER_OTHER + 1];
 	uint64_t unmatched;
+	uint64_t disabled;          /* webhooks this replica disabled */
+	uint64_t retries_scheduled;
+	uint64_t notices_published;
+	uint64_t redis_errors;
+	uint64_t kafka_errors;
+	int64_t retries_pending;    /* from Redis, refreshed by the claim timer */
+	int64_t notices_pending;
 };
 
 struct pipeline {
@@ -93,11 +161,21 @@ struct pipeline {
 	struct deliver *deliver;
 	struct offsets *offsets;
 	struct event *tick;
+	struct event *claim_timer;
 	struct event *grace_timer;
 	enum pipeline_state state;
 	int intake_on;
 	size_t dlq_pending;     /* dead-letter produces not yet acknowledged */
+	size_t jobs_live;       /* delivery jobs without a recorded outcome */
+	size_t retries_live;    /* of which retries */
+	int retry_claiming;     /* a retry claim is in flight */
+	int notice_claiming;    /* a notice claim is in flight */
+	int counting;           /* a store_counts is in flight */
+	struct notice_in_flight *notices;
+	struct logged_attempt attempts[PIPELINE_ATTEMPT_BATCH];
+	size_t n_attempts;
 	struct buf body;        /* render scratch, reused per delivery */
+	struct buf scratch;     /* retry job encoding */
 	struct pipeline_counters counters;
 	pipeline_stopped_fn *stopped;
 	void *stopped_arg;
@@ -297,66 +375,311 @@ static struct dlq_job *dlq_job_new(struct pipeline *p, const struct kafka_messag
 
 /* ---- deliveries ------------------------------------------------------ */
 
+static void job_src(const struct delivery_job *job, struct payload_src *src)
+{
+	memset(src, 0, sizeof(*src));
+	if (job->ie) {
+		const struct event *ev = &job->ie->ev;
+
+		src->type = ev->type;
+		src->event_id = ev->id;
+		src->company_id = ev->company_id;
+		src->occurred_at = ev->time;
+		src->data = ev->data;
+		src->data_len = ev->data_len;
+		src->period = PERIOD_NONE;
+	} else {
+		const struct retry_job *rj = &job->retry->job;
+
+		src->type = rj->type;
+		src->event_id = rj->event_id;
+		src->company_id = rj->company_id;
+		src->occurred_at = rj->occurred_at;
+		src->data = rj->data;
+		src->data_len = rj->data_len;
+		src->period = rj->period;
+		src->period_value = rj->period_value;
+	}
+}
+
+static void claimed_retry_free(struct claimed_retry *cr)
+{
+	if (!cr)
+		return;
+	retry_job_release(&cr->job);
+	free(cr->retry_id);
+	free(cr);
+}
+
+/*
+ * The end of a job: its outcome is recorded (recorded=1), or it was given
+ * up (recorded=0: cancelled at shutdown, or not recordable). A first
+ * attempt counts toward its event's ticket; an unrecorded one keeps the
+ * ticket unfinished so that the event is consumed again. An unrecorded
+ * retry stays leased in Redis and is claimed again when the lease ends.
+ */
+static void job_finish(struct delivery_job *job, int recorded)
+{
+	struct pipeline *p = job->p;
+	struct inflight_event *ie = job->ie;
+
+	if (ie) {
+		if (!recorded)
+			ie->unfinished++;
+		if (--ie->remaining == 0) {
+			if (ie->unfinished == 0)
+				finish_ticket(p, ie->ticket);
+			event_release(&ie->ev);
+			free(ie);
+		}
+	}
+	if (job->retry) {
+		p->retries_live--;
+		claimed_retry_free(job->retry);
+	}
+	if (job->record_timer)
+		event_free(job->record_timer);
+	free(job);
+	p->jobs_live--;
+	after_completion(p);
+}
+
+static void flush_attempt_log(struct pipeline *p)
+{
+	struct store_attempt batch[PIPELINE_ATTEMPT_BATCH];
+	size_t i;
+
+	for (i = 0; i < p->n_attempts; i++) {
+		const struct logged_attempt *la = &p->attempts[i];
+
+		memset(&batch[i], 0, sizeof(batch[i]));
+		batch[i].webhook_id = la->webhook_id;
+		batch[i].event_id = la->event_id;
+		batch[i].attempt = 1;
+		batch[i].at_ms = la->at_ms;
+		batch[i].status = la->status;
+		batch[i].duration_ms = la->duration_ms;
+	}
+	if (p->n_attempts)
+		store_log_attempts(p->store, batch, p->n_attempts);
+	p->n_attempts = 0;
+}
+
+/* A successful first attempt goes to the attempt log in the next batch:
+ * the success path does not wait for Redis. */
+static void log_success(struct pipeline *p, const struct delivery_job *job,
+			const char *event_id, const struct deliver_result *res)
+{
+	struct logged_attempt *la;
+
+	if (p->n_attempts == PIPELINE_ATTEMPT_BATCH)
+		flush_attempt_log(p);
+	la = &p->attempts[p->n_attempts++];
+	snprintf(la->webhook_id, sizeof(la->webhook_id), "%s", job->webhook_id);
+	snprintf(la->event_id, sizeof(la->event_id), "%s", event_id);
+	la->at_ms = res->started_ms;
+	la->status = res->status;
+	la->duration_ms = res->duration_ms;
+}
+
+static void record_failure(struct delivery_job *job);
+
+static void record_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	record_failure(arg);
+}
+
+/* Redis did not take the failure: try again, unless the process is
+ * closing (then the event or retry is redone after the restart). */
+static void record_later(struct delivery_job *job, const char *why)
+{
+	struct pipeline *p = job->p;
+	struct timeval tv;
+
+	p->counters.redis_errors++;
+	if (p->state >= PIPELINE_CLOSING) {
+		log_warn("failure not recorded at shutdown; it is delivered again later",
+			 "webhook=%s reason=\"%s\"", job->webhook_id, why);
+		job_finish(job, 0);
+		return;
+	}
+	job->record_backoff_ms = job->record_backoff_ms ? job->record_backoff_ms * 2 : 100;
+	if (job->record_backoff_ms > PIPELINE_RECORD_MAX_BACKOFF_MS)
+		job->record_backoff_ms = PIPELINE_RECORD_MAX_BACKOFF_MS;
+	log_warn("cannot record failed delivery, retrying", "webhook=%s reason=\"%s\" backoff_ms=%d",
+		 job->webhook_id, why, job->record_backoff_ms);
+	if (!job->record_timer)
+		job->record_timer = evtimer_new(p->base, record_retry_cb, job);
+	tv.tv_sec = job->record_backoff_ms / 1000;
+	tv.tv_usec = (job->record_backoff_ms % 1000) * 1000;
+	if (!job->record_timer || evtimer_add(job->record_timer, &tv) < 0)
+		job_finish(job, 0);
+}
+
+static void failure_recorded(void *arg, enum store_status status,
+			     enum store_failure_result result)
+{
+	struct delivery_job *job = arg;
+	struct pipeline *p = job->p;
+
+	if (status != STORE_OK) {
+		record_later(job, store_status_name(status));
+		return;
+	}
+	switch (result) {
+	case STORE_FAILURE_DISABLED:
+		p->counters.disabled++;
+		log_warn("webhook disabled by the failure rule", "webhook=%s threshold=%ld window_s=%ld",
+			 job->webhook_id, p->cfg->failure_threshold, p->cfg->failure_window_s);
+		if (p->cfg->test_fault == CONFIG_FAULT_EXIT_AFTER_DISABLE) {
+			log_warn("test fault: exiting right after the disable", "%s", "");
+			_exit(137);
+		}
+		break;
+	case STORE_FAILURE_COUNTED:
+		if (job->attempt <= (int)p->cfg->n_retries)
+			p->counters.retries_scheduled++;
+		break;
+	case STORE_FAILURE_INACTIVE:
+		break;
+	}
+	job_finish(job, 1);
+}
+
+/*
+ * Records a failed attempt in one atomic step: the attempt log, the failure
+ * window, the disable and its notice, and the next retry when the schedule
+ * has one. Only then is the attempt's outcome recorded.
+ */
+static void record_failure(struct delivery_job *job)
+{
+	struct pipeline *p = job->p;
+	struct store_failure f;
+	struct payload_src src;
+	char at_text[40];
+	int next = job->attempt; /* index of the next retry's delay */
+
+	job_src(job, &src);
+	event_format_time(job->res.started_ms, at_text, sizeof(at_text));
+	memset(&f, 0, sizeof(f));
+	f.attempt.webhook_id = job->webhook_id;
+	f.attempt.event_id = src.event_id;
+	f.attempt.attempt = job->attempt;
+	f.attempt.at_ms = job->res.started_ms;
+	f.attempt.status = job->res.status;
+	f.attempt.error = job->res.error[0] ? job->res.error : "failed";
+	f.attempt.duration_ms = job->res.duration_ms;
+	f.window_ms = (int64_t)p->cfg->failure_window_s * 1000;
+	f.threshold = p->cfg->failure_threshold;
+	f.at_text = at_text;
+	f.retry_id = job->retry ? job->retry->retry_id : NULL;
+
+	buf_reset(&p->scratch);
+	if (next <= (int)p->cfg->n_retries) {
+		struct retry_job rj;
+
+		memset(&rj, 0, sizeof(rj));
+		rj.webhook_id = job->webhook_id;
+		rj.message_id = job->message_id;
+		rj.event_id = (char *)(uintptr_t)src.event_id;
+		rj.type = src.type;
+		rj.company_id = (char *)(uintptr_t)src.company_id;
+		rj.occurred_at = (char *)(uintptr_t)src.occurred_at;
+		rj.data = (char *)(uintptr_t)src.data;
+		rj.data_len = src.data_len;
+		rj.period = src.period;
+		rj.period_value = src.period_value;
+		rj.attempt = job->attempt + 1;
+		if (retry_job_encode(&rj, &p->scratch) == 0) {
+			f.next_job = buf_str(&p->scratch);
+			f.next_due_ms = now_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
+		}
+	}
+	if (store_record_failure(p->store, &f, failure_recorded, job) < 0)
+		record_later(job, "out of memory");
+}
+
+static void retry_success_recorded(void *arg, enum store_status status, int64_t version)
+{
+	struct pipeline *p = arg;
+
+	(void)version;
+	if (status != STORE_OK) {
+		/* The retry stays leased and is delivered once more later:
+		 * at least once, with the same webhook-id. */
+		p->counters.redis_errors++;
+		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
+	}
+}
+
 static void delivery_done(void *arg, const struct deliver_result *res)
 {
 	struct delivery_job *job = arg;
 	struct pipeline *p = job->p;
-	struct inflight_event *ie = job->ie;
+	struct payload_src src;
 
 	if (res->outcome <= DELIVER_OTHER)
 		p->counters.deliveries[res->outcome]++;
 	if (res->outcome == DELIVER_CANCELLED) {
-		ie->cancelled++;
-	} else if (res->outcome != DELIVER_OK) {
-		/* The failure rule, retries and the attempt log build on this
-		 * outcome; for now the failed attempt is recorded in the log. */
-		log_warn("delivery failed", "webhook=%s event=%s webhook_id=%s status=%ld error=\"%s\" duration_ms=%" PRId64,
-			 job->webhook_id, event_type_name(job->type), job->message_id,
-			 res->status, res->error, res->duration_ms);
+		job_finish(job, 0);
+		return;
 	}
-	free(job);
-	if (--ie->remaining == 0) {
-		if (ie->cancelled == 0)
-			finish_ticket(p, ie->ticket);
-		free(ie);
+	job_src(job, &src);
+	if (res->outcome == DELIVER_OK) {
+		if (job->retry) {
+			struct store_attempt a;
+
+			memset(&a, 0, sizeof(a));
+			a.webhook_id = job->webhook_id;
+			a.event_id = src.event_id;
+			a.attempt = job->attempt;
+			a.at_ms = res->started_ms;
+			a.status = res->status;
+			a.duration_ms = res->duration_ms;
+			store_record_success(p->store, &a, job->retry->retry_id,
+					     retry_success_recorded, p);
+		} else {
+			log_success(p, job, src.event_id, res);
+		}
+		job_finish(job, 1);
+		return;
 	}
-	after_completion(p);
+	log_info("delivery failed", "webhook=%s event=%s webhook_id=%s attempt=%d status=%ld error=\"%s\" duration_ms=%" PRId64,
+		 job->webhook_id, event_type_name(src.type), job->message_id, job->attempt,
+		 res->status, res->error, res->duration_ms);
+	job->res = *res;
+	record_failure(job);
 }
 
-/* Renders and submits one delivery of ev to wh. Returns 0, or -1 when it
- * could not be submitted (out of memory or unrenderable). */
-static int submit_delivery(struct pipeline *p, struct inflight_event *ie,
-			   const struct event *ev, const struct webhook *wh)
+/* Renders and submits one delivery of job to wh. Returns 0, or -1 when it
+ * could not be submitted (out of memory or unrenderable); then the caller
+ * still owns job. */
+static int submit_job(struct pipeline *p, struct delivery_job *job,
+		      const struct webhook *wh)
 {
 	struct render_input in;
 	struct deliver_request req;
-	struct delivery_job *job;
+	struct payload_src src;
 	size_t body_len;
 	char *body;
 
-	job = calloc(1, sizeof(*job));
-	if (!job)
-		return -1;
-	job->p = p;
-	job->ie = ie;
-	job->type = ev->type;
-	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
-	sign_message_id(ev->source, ev->id, wh->id, "", job->message_id);
-
+	job_src(job, &src);
 	memset(&in, 0, sizeof(in));
 	in.message_id = job->message_id;
-	in.event = ev->type;
-	in.company_id = ev->company_id;
+	in.event = src.type;
+	in.company_id = src.company_id;
 	in.webhook_id = wh->id;
-	in.occurred_at = ev->time;
-	in.data = ev->data;
-	in.data_len = ev->data_len;
-	in.period = PERIOD_NONE;
+	in.occurred_at = src.occurred_at;
+	in.data = src.data;
+	in.data_len = src.data_len;
+	in.period = src.period;
+	in.period_value = src.period_value;
 
 	buf_reset(&p->body);
 	if (render_json(&in, &p->body) < 0) {
-		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, ev->id);
-		free(job);
+		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
 		return -1;
 	}
 	body = buf_detach(&p->body, &body_len);
@@ -368,11 +691,220 @@ static int submit_delivery(struct pipeline *p, struct inflight_event *ie,
 	req.content_type = "application/json";
 	req.message_id = job->message_id;
 	req.secret = wh->secret;
-	if (deliver_submit(p->deliver, &req, delivery_done, job) < 0) {
+	if (deliver_submit(p->deliver, &req, delivery_done, job) < 0)
+		return -1;
+	p->jobs_live++;
+	return 0;
+}
+
+/* The first attempt of ev (held by ie) to wh. */
+static int submit_first(struct pipeline *p, struct inflight_event *ie,
+			const struct webhook *wh)
+{
+	struct delivery_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return -1;
+	job->p = p;
+	job->ie = ie;
+	job->attempt = 1;
+	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	sign_message_id(ie->ev.source, ie->ev.id, wh->id, "", job->message_id);
+	if (submit_job(p, job, wh) < 0) {
 		free(job);
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- retries and notices, claimed from Redis --------------------------- */
+
+static void retries_claimed(void *arg, enum store_status status,
+			    const struct store_claimed *items, size_t n)
+{
+	struct pipeline *p = arg;
+	size_t i;
+
+	p->retry_claiming = 0;
+	if (status != STORE_OK) {
+		p->counters.redis_errors++;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct claimed_retry *cr = calloc(1, sizeof(*cr));
+		struct delivery_job *job = NULL;
+		const struct webhook *wh;
+		char err[128];
+
+		if (!cr)
+			break;
+		cr->retry_id = strdup(items[i].id);
+		if (!cr->retry_id ||
+		    retry_job_decode(&cr->job, items[i].payload, items[i].payload_len, err,
+				     sizeof(err)) < 0) {
+			log_error("unreadable retry job", "retry=%s", items[i].id);
+			claimed_retry_free(cr);
+			continue;
+		}
+		/* The webhook as it is now: a retry for one disabled or
+		 * deleted meanwhile is dropped (Redis drops it at the next
+		 * claim, when the cache may have lagged). */
+		wh = registry_webhook(p->reg, cr->job.webhook_id);
+		if (!wh || !wh->enabled || strcmp(wh->company_id, cr->job.company_id) != 0) {
+			claimed_retry_free(cr);
+			continue;
+		}
+		job = calloc(1, sizeof(*job));
+		if (!job) {
+			claimed_retry_free(cr);
+			break;
+		}
+		job->p = p;
+		job->retry = cr;
+		job->attempt = cr->job.attempt;
+		snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+		snprintf(job->message_id, sizeof(job->message_id), "%s", cr->job.message_id);
+		if (submit_job(p, job, wh) < 0) {
+			free(job);
+			claimed_retry_free(cr);
+			continue;
+		}
+		p->retries_live++;
+	}
+}
+
+static void claim_retries(struct pipeline *p)
+{
+	size_t cap = (size_t)p->cfg->max_in_flight / PIPELINE_RETRY_SHARE + 1;
+	size_t want;
+
+	if (p->retry_claiming || p->retries_live >= cap)
+		return;
+	want = cap - p->retries_live;
+	if (want > PIPELINE_RETRY_BATCH)
+		want = PIPELINE_RETRY_BATCH;
+	if (store_retry_claim(p->store, now_ms(),
+			      p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want,
+			      retries_claimed, p) == 0)
+		p->retry_claiming = 1;
+}
+
+static struct notice_in_flight **notice_find(struct pipeline *p, const char *id)
+{
+	struct notice_in_flight **pp;
+
+	for (pp = &p->notices; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->id, id) == 0)
+			return pp;
+	return NULL;
+}
+
+static void notice_forget(struct notice_in_flight *nf)
+{
+	struct notice_in_flight **pp = notice_find(nf->p, nf->id);
+
+	if (pp)
+		*pp = nf->next;
+	free(nf->id);
+	free(nf);
+}
+
+static void notice_acked(void *arg, enum store_status status, int64_t version)
+{
+	struct notice_in_flight *nf = arg;
+
+	(void)version;
+	if (status != STORE_OK) {
+		/* Published but still in the outbox: it is published again
+		 * when its lease ends. At least once, never lost. */
+		nf->p->counters.redis_errors++;
+		log_warn("published notice not removed from the outbox", "notice=%s reason=%s",
+			 nf->id, store_status_name(status));
+	}
+	notice_forget(nf);
+}
+
+static void notice_produced(void *arg, int ok, const char *err)
+{
+	struct notice_in_flight *nf = arg;
+	struct pipeline *p = nf->p;
+
+	if (!ok) {
+		p->counters.kafka_errors++;
+		log_warn("notice not published; it stays in the outbox", "notice=%s reason=\"%s\"",
+			 nf->id, err ? err : "");
+		notice_forget(nf);
+		return;
+	}
+	p->counters.notices_published++;
+	log_info("webhook disabled notice published", "notice=%s topic=%s", nf->id,
+		 p->cfg->email_topic);
+	if (store_outbox_ack(p->store, nf->id, notice_acked, nf) < 0)
+		notice_forget(nf);
+}
+
+static void notices_claimed(void *arg, enum store_status status,
+			    const struct store_claimed *items, size_t n)
+{
+	struct pipeline *p = arg;
+	size_t i;
+
+	p->notice_claiming = 0;
+	if (status != STORE_OK) {
+		p->counters.redis_errors++;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct notice_in_flight *nf;
+		char err[256];
+
+		if (notice_find(p, items[i].id))
+			continue;
+		nf = calloc(1, sizeof(*nf));
+		if (!nf || !(nf->id = strdup(items[i].id))) {
+			free(nf);
+			break;
+		}
+		nf->p = p;
+		nf->next = p->notices;
+		p->notices = nf;
+		if (kafka_produce(p->kafka, p->cfg->email_topic, items[i].key,
+				  items[i].key ? strlen(items[i].key) : 0, items[i].payload,
+				  items[i].payload_len, NULL, 0, notice_produced, nf, err,
+				  sizeof(err)) < 0) {
+			p->counters.kafka_errors++;
+			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id, err);
+			notice_forget(nf);
+		}
+	}
+}
+
+static void counts_cb(void *arg, enum store_status status, int64_t retries, int64_t notices)
+{
+	struct pipeline *p = arg;
+
+	p->counting = 0;
+	if (status == STORE_OK) {
+		p->counters.retries_pending = retries;
+		p->counters.notices_pending = notices;
+	}
+}
+
+static void claim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pipeline *p = arg;
+
+	(void)fd;
+	(void)what;
+	if (p->state != PIPELINE_RUNNING || !store_is_ready(p->store))
+		return;
+	claim_retries(p);
+	if (!p->notice_claiming &&
+	    store_outbox_claim(p->store, now_ms(), PIPELINE_NOTICE_LEASE_MS, PIPELINE_NOTICE_BATCH,
+			       notices_claimed, p) == 0)
+		p->notice_claiming = 1;
+	if (!p->counting && store_counts(p->store, counts_cb, p) == 0)
+		p->counting = 1;
 }
 
 /* ---- consuming ------------------------------------------------------- */
@@ -383,7 +915,6 @@ static void on_message(void *arg, const struct kafka_message *m)
 	const struct webhook *const *hooks;
 	struct inflight_event *ie;
 	struct offsets_ticket t;
-	struct event ev;
 	char err[256];
 	size_t n, i;
 
@@ -396,12 +927,19 @@ static void on_message(void *arg, const struct kafka_message *m)
 		return;
 	}
 
-	if (event_decode(m->value, m->value_len, m->headers, m->n_headers, &ev, err,
+	ie = calloc(1, sizeof(*ie));
+	if (!ie) {
+		log_error("out of memory for event", "offset=%" PRId64, m->offset);
+		return;
+	}
+	if (event_decode(m->value, m->value_len, m->headers, m->n_headers, &ie->ev, err,
 			 sizeof(err)) < 0) {
-		struct dlq_job *j = dlq_job_new(p, m, err, t);
+		struct dlq_job *j;
 
+		free(ie);
 		log_warn("invalid event, dead-lettering", "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
 			 m->topic, m->partition, m->offset, err);
+		j = dlq_job_new(p, m, err, t);
 		if (!j) {
 			log_error("out of memory copying dead letter", "offset=%" PRId64, m->offset);
 			return;
@@ -411,38 +949,32 @@ static void on_message(void *arg, const struct kafka_message *m)
 		return;
 	}
 
-	n = match_find(registry_index(p->reg), ev.company_id, ev.type, &hooks);
+	n = match_find(registry_index(p->reg), ie->ev.company_id, ie->ev.type, &hooks);
 	if (n == 0) {
 		p->counters.unmatched++;
 		finish_ticket(p, t);
-		event_release(&ev);
+		event_release(&ie->ev);
+		free(ie);
 		return;
 	}
 
-	ie = calloc(1, sizeof(*ie));
-	if (!ie) {
-		log_error("out of memory for event", "offset=%" PRId64, m->offset);
-		event_release(&ev);
-		return;
-	}
 	ie->ticket = t;
-	ie->taken_ms = now_ms();
 	/* Hold one reference while submitting so that no completion can
 	 * finish the ticket before every delivery is submitted. */
 	ie->remaining = 1;
 	for (i = 0; i < n; i++) {
 		ie->remaining++;
-		if (submit_delivery(p, ie, &ev, hooks[i]) < 0) {
+		if (submit_first(p, ie, hooks[i]) < 0) {
 			/* Leave the ticket unfinished: the event is consumed
 			 * again after a restart rather than silently lost. */
 			ie->remaining--;
-			ie->cancelled++;
+			ie->unfinished++;
 		}
 	}
-	event_release(&ev);
 	if (--ie->remaining == 0) {
-		if (ie->cancelled == 0)
+		if (ie->unfinished == 0)
 			finish_ticket(p, ie->ticket);
+		event_release(&ie->ev);
 		free(ie);
 	}
 	if (over_bound(p))
@@ -515,7 +1047,7 @@ static void after_completion(struct pipeline *p)
 			    (size_t)p->cfg->max_in_flight * PIPELINE_RESUME_NUM)
 			set_intake(p, 1);
 	} else if (p->state == PIPELINE_DRAINING) {
-		if (deliver_pending(p->deliver) == 0 && p->dlq_pending == 0)
+		if (p->jobs_live == 0 && p->dlq_pending == 0)
 			begin_close(p);
 	}
 }
@@ -547,6 +1079,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("webhook registry loaded, consuming", "%s", "");
 		set_intake(p, 1);
 	}
+	flush_attempt_log(p);
 }
 
 struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
@@ -556,6 +1089,7 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 	struct kafka_callbacks cb;
 	struct pipeline *p;
 	struct timeval tv = { 0, PIPELINE_TICK_MS * 1000 };
+	struct timeval claim_tv = { 0, PIPELINE_CLAIM_EVERY_MS * 1000 };
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -567,6 +1101,7 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 	p->store = store;
 	p->reg = reg;
 	buf_init(&p->body, 0);
+	buf_init(&p->scratch, 0);
 	p->offsets = offsets_new();
 	p->deliver = deliver_new(base, cfg, err, errlen);
 	if (!p->offsets || !p->deliver)
@@ -584,8 +1119,10 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 		goto fail;
 
 	p->tick = event_new(base, -1, EV_PERSIST, tick_cb, p);
+	p->claim_timer = event_new(base, -1, EV_PERSIST, claim_cb, p);
 	p->grace_timer = evtimer_new(base, grace_cb, p);
-	if (!p->tick || !p->grace_timer || event_add(p->tick, &tv) < 0) {
+	if (!p->tick || !p->claim_timer || !p->grace_timer || event_add(p->tick, &tv) < 0 ||
+	    event_add(p->claim_timer, &claim_tv) < 0) {
 		snprintf(err, errlen, "cannot create pipeline timers");
 		goto fail;
 	}
@@ -601,6 +1138,8 @@ void pipeline_free(struct pipeline *p)
 		return;
 	if (p->tick)
 		event_free(p->tick);
+	if (p->claim_timer)
+		event_free(p->claim_timer);
 	if (p->grace_timer)
 		event_free(p->grace_timer);
 	if (p->kafka)
@@ -609,7 +1148,11 @@ void pipeline_free(struct pipeline *p)
 		deliver_free(p->deliver);
 	if (p->offsets)
 		offsets_free(p->offsets);
+	store_cancel(p->store, p);
+	while (p->notices)
+		notice_forget(p->notices);
 	buf_release(&p->body);
+	buf_release(&p->scratch);
 	free(p);
 }
 
@@ -675,5 +1218,26 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	buf_adds(out, "# HELP promo_webhooks_events_in_flight Consumed events whose offset is not yet stored.\n"
 		      "# TYPE promo_webhooks_events_in_flight gauge\n");
 	buf_addf(out, "promo_webhooks_events_in_flight %zu\n", offsets_pending_total(p->offsets));
+	buf_adds(out, "# HELP promo_webhooks_webhooks_disabled_total Webhooks this replica disabled by the failure rule.\n"
+		      "# TYPE promo_webhooks_webhooks_disabled_total counter\n");
+	buf_addf(out, "promo_webhooks_webhooks_disabled_total %" PRIu64 "\n", p->counters.disabled);
+	buf_adds(out, "# HELP promo_webhooks_retries_scheduled_total Retries scheduled after a failed attempt.\n"
+		      "# TYPE promo_webhooks_retries_scheduled_total counter\n");
+	buf_addf(out, "promo_webhooks_retries_scheduled_total %" PRIu64 "\n", p->counters.retries_scheduled);
+	buf_adds(out, "# HELP promo_webhooks_retries_pending Retries waiting in Redis (all replicas).\n"
+		      "# TYPE promo_webhooks_retries_pending gauge\n");
+	buf_addf(out, "promo_webhooks_retries_pending %" PRId64 "\n", p->counters.retries_pending);
+	buf_adds(out, "# HELP promo_webhooks_notices_published_total Webhook disabled notices published.\n"
+		      "# TYPE promo_webhooks_notices_published_total counter\n");
+	buf_addf(out, "promo_webhooks_notices_published_total %" PRIu64 "\n", p->counters.notices_published);
+	buf_adds(out, "# HELP promo_webhooks_notices_pending Notices waiting in the outbox (all replicas).\n"
+		      "# TYPE promo_webhooks_notices_pending gauge\n");
+	buf_addf(out, "promo_webhooks_notices_pending %" PRId64 "\n", p->counters.notices_pending);
+	buf_adds(out, "# HELP promo_webhooks_redis_errors_total Redis operations of the pipeline that failed.\n"
+		      "# TYPE promo_webhooks_redis_errors_total counter\n");
+	buf_addf(out, "promo_webhooks_redis_errors_total %" PRIu64 "\n", p->counters.redis_errors);
+	buf_adds(out, "# HELP promo_webhooks_kafka_errors_total Kafka produces of the pipeline that failed.\n"
+		      "# TYPE promo_webhooks_kafka_errors_total counter\n");
+	buf_addf(out, "promo_webhooks_kafka_errors_total %" PRIu64 "\n", p->counters.kafka_errors);
 	kafka_metrics(p->kafka, out);
 }

@@ -18,6 +18,7 @@
  */
 #include "promo_webhooks/store.h"
 #include "promo_webhooks/buf.h"
+#include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
 
 #include <errno.h>
@@ -38,8 +39,12 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WATCHDOG_MS 100
-#define OP_MAX_ARGS 12
+#define OP_MAX_ARGS 32
 #define OP_ARGS_MAX ((size_t)4 << 20) /* cap on one command's arguments */
+#define ATTEMPTS_KEEP 100        /* entries of an attempt log */
+#define ATTEMPTS_TTL_MS ((int64_t)30 * 86400 * 1000) /* an idle log's life */
+#define LOG_BATCH_MAX 256        /* attempts in one store_log_attempts EVAL */
+#define CLAIM_MAX 1000           /* retries or notices in one claim */
 
 /* ---- Lua scripts: every write bumps pw:version and publishes ---- */
 
@@ -50,6 +55,13 @@ enum script_id {
 	SCRIPT_SETTINGS_PUT,
 	SCRIPT_LIST,
 	SCRIPT_LOAD_ALL,
+	SCRIPT_RECORD_FAILURE,
+	SCRIPT_RECORD_SUCCESS,
+	SCRIPT_LOG_ATTEMPTS,
+	SCRIPT_RETRY_CLAIM,
+	SCRIPT_OUTBOX_CLAIM,
+	SCRIPT_OUTBOX_ACK,
+	SCRIPT_COUNTS,
 	SCRIPT_COUNT
 };
 
@@ -99,15 +111,16 @@ static const char lua_replace[] =
 
 /*
  * KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
- * KEYS[4] pw:failures:<id>
+ * KEYS[4] pw:failures:<id>  KEYS[5] pw:attempts:<id>
  * ARGV[1] id  ARGV[2] channel
+ * (Its pending retries are dropped when claimed.)
  */
 static const char lua_delete[] =
 	"if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then\n"
 	"  return {'not_found'}\n"
 	"end\n"
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
-	"redis.call('DEL', KEYS[4])\n"
+	"redis.call('DEL', KEYS[4], KEYS[5])\n"
 	"local v = redis.call('INCR', KEYS[3])\n"
 	"redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1])\n"
 	"return {'ok', v}\n";
@@ -139,9 +152,251 @@ static const char lua_load_all[] =
 	"        redis.call('HVALS', KEYS[2]),\n"
 	"        redis.call('HGETALL', KEYS[3])}\n";
 
+/* ---- the failure rule (store.h: attempts, failures, retries, notices) ---- */
+
+/*
+ * One failed attempt, one atomic step (contract section 5).
+ * KEYS[1] pw:webhooks  KEYS[2] pw:attempts:<id>  KEYS[3] pw:failures:<id>
+ * KEYS[4] pw:retries  KEYS[5] pw:retry-jobs  KEYS[6] pw:version
+ * KEYS[7] pw:settings  KEYS[8] pw:seq  KEYS[9] pw:notices  KEYS[10] pw:outbox
+ * ARGV[1] id  ARGV[2] channel  ARGV[3] attempt log entry  ARGV[4] its TTL ms
+ * ARGV[5] at ms  ARGV[6] at (RFC 3339)  ARGV[7] the failure member after its
+ * id: "\"at\":...,\"status\":...,\"error\":...}"  ARGV[8] window ms
+ * ARGV[9] threshold  ARGV[10] retry id being finished or ""  ARGV[11] next
+ * retry job or ""  ARGV[12] its due time ms  ARGV[13] attempt log length
+ *
+ * pw:seq makes every failure member unique (two failures in one
+ * millisecond are two failures) and is zero-padded so that failures of
+ * one millisecond sort in the order they were recorded. Retry and notice
+ * ids begin with "<webhookId>:", which the claim scripts rely on (the
+ * retry's webhook check, the notice's Kafka key), and carry a time as well
+ * as the sequence, so that an id cannot come back after a Redis wipe
+ * restarted pw:seq. cjson escapes '/' as "\/"; the gsub undoes that (every
+ * '/' in cjson's output is escaped, so "\/" is always that escape), which
+ * keeps stored documents and notices as the C side writes them. A deleted
+ * webhook gets no log entry and keeps no keys: nobody could read them.
+ * Answers {"counted"}, {"disabled", version, notice id or ""},
+ * {"inactive"} or {"unreadable"}.
+ */
+static const char lua_record_failure[] =
+	"local id = ARGV[1]\n"
+	"if ARGV[10] ~= '' then\n"
+	"  redis.call('ZREM', KEYS[4], ARGV[10])\n"
+	"  redis.call('HDEL', KEYS[5], ARGV[10])\n"
+	"end\n"
+	"local cur = redis.call('HGET', KEYS[1], id)\n"
+	"if not cur then\n"
+	"  redis.call('DEL', KEYS[2], KEYS[3])\n"
+	"  return {'inactive'}\n"
+	"end\n"
+	"redis.call('LPUSH', KEYS[2], ARGV[3])\n"
+	"redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[13]) - 1)\n"
+	"redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
+	"local ok, doc = pcall(cjson.decode, cur)\n"
+	"if not ok or type(doc) ~= 'table' then\n"
+	"  return {'unreadable'}\n"
+	"end\n"
+	"if doc.enabled ~= true then\n"
+	"  return {'inactive'}\n"
+	"end\n"
+	"local at = tonumber(ARGV[5])\n"
+	"local window = tonumber(ARGV[8])\n"
+	"local seq = redis.call('INCR', KEYS[8])\n"
+	"local member = '{\"id\":\"' .. string.format('%020d', seq) .. '\",' .. ARGV[7]\n"
+	"redis.call('ZADD', KEYS[3], at, member)\n"
+	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', at - window)\n"
+	"redis.call('PEXPIRE', KEYS[3], window)\n"
+	"local count = redis.call('ZCARD', KEYS[3])\n"
+	"if count < tonumber(ARGV[9]) then\n"
+	"  if ARGV[11] ~= '' then\n"
+	"    local rid = id .. ':' .. ARGV[12] .. ':' .. seq\n"
+	"    redis.call('HSET', KEYS[5], rid, ARGV[11])\n"
+	"    redis.call('ZADD', KEYS[4], ARGV[12], rid)\n"
+	"  end\n"
+	"  return {'counted'}\n"
+	"end\n"
+	"local span\n"
+	"if window % 1000 == 0 then\n"
+	"  span = string.format('%d s', window / 1000)\n"
+	"else\n"
+	"  span = string.format('%d ms', window)\n"
+	"end\n"
+	"doc.enabled = false\n"
+	"doc.disabledAt = at\n"
+	"doc.disabledReason = string.format('%d failed deliveries within %s', count, span)\n"
+	"doc.revision = (tonumber(doc.revision) or 0) + 1\n"
+	"if type(doc.updatedAt) ~= 'number' or doc.updatedAt < at then\n"
+	"  doc.updatedAt = at\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], id, (string.gsub(cjson.encode(doc), '\\\\/', '/')))\n"
+	"local v = redis.call('INCR', KEYS[6])\n"
+	"redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. id)\n"
+	"local email\n"
+	"if type(doc.companyId) == 'string' then\n"
+	"  local raw = redis.call('HGET', KEYS[7], doc.companyId)\n"
+	"  if raw then\n"
+	"    local sok, s = pcall(cjson.decode, raw)\n"
+	"    if sok and type(s) == 'table' and\n"
+	"       type(s.webhookDisabledNotificationEmail) == 'string' and\n"
+	"       s.webhookDisabledNotificationEmail ~= '' then\n"
+	"      email = s.webhookDisabledNotificationEmail\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if not email then\n"
+	"  return {'disabled', v, ''}\n"
+	"end\n"
+	"local failures = {}\n"
+	"for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"
+	"  local fok, f = pcall(cjson.decode, m)\n"
+	"  if fok and type(f) == 'table' then\n"
+	"    failures[#failures + 1] = {at = f.at, status = f.status, error = f.error}\n"
+	"  end\n"
+	"end\n"
+	"local last = cjson.decode(member)\n"
+	"local why\n"
+	"if type(last.status) == 'number' and type(last.error) == 'string' then\n"
+	"  why = string.format('HTTP status %d (%s)', last.status, last.error)\n"
+	"elseif type(last.status) == 'number' then\n"
+	"  why = string.format('HTTP status %d', last.status)\n"
+	"elseif type(last.error) == 'string' then\n"
+	"  why = last.error\n"
+	"else\n"
+	"  why = 'unknown'\n"
+	"end\n"
+	"local event = tostring(doc.event)\n"
+	"local target = tostring(doc.target)\n"
+	"local notice = {\n"
+	"  type = 'WebhookDisabled',\n"
+	"  to = email,\n"
+	"  subject = 'Webhook disabled: ' .. event .. ' -> ' .. target,\n"
+	"  text = string.format('Your webhook %s for %s events to %s has been ' ..\n"
+	"    'disabled at %s after %d failed deliveries within %s. Last failure: ' ..\n"
+	"    '%s. Fix the receiver, then enable the webhook again (PATCH ' ..\n"
+	"    '/v1/companies/%s/webhooks/%s with {\"enabled\": true}); enabling it ' ..\n"
+	"    'clears its failure history.', id, event, target, ARGV[6], count,\n"
+	"    span, why, tostring(doc.companyId), id),\n"
+	"  companyId = doc.companyId,\n"
+	"  webhookId = id,\n"
+	"  event = doc.event,\n"
+	"  target = doc.target,\n"
+	"  disabledAt = ARGV[6],\n"
+	"  failures = failures,\n"
+	"}\n"
+	"local nid = id .. ':' .. ARGV[5] .. ':' .. seq\n"
+	"redis.call('HSET', KEYS[9], nid, (string.gsub(cjson.encode(notice), '\\\\/', '/')))\n"
+	"redis.call('ZADD', KEYS[10], at, nid)\n"
+	"return {'disabled', v, nid}\n";
+
+/*
+ * KEYS[1] pw:webhooks  KEYS[2] pw:attempts:<id>  KEYS[3] pw:retries
+ * KEYS[4] pw:retry-jobs
+ * ARGV[1] id  ARGV[2] attempt log entry  ARGV[3] its TTL ms
+ * ARGV[4] attempt log length  ARGV[5] retry id being finished or ""
+ */
+static const char lua_record_success[] =
+	"if ARGV[5] ~= '' then\n"
+	"  redis.call('ZREM', KEYS[3], ARGV[5])\n"
+	"  redis.call('HDEL', KEYS[4], ARGV[5])\n"
+	"end\n"
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
+	"  redis.call('LPUSH', KEYS[2], ARGV[2])\n"
+	"  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)\n"
+	"  redis.call('PEXPIRE', KEYS[2], ARGV[3])\n"
+	"end\n"
+	"return {'ok', 0}\n";
+
+/*
+ * A batch of attempt log entries; a deleted webhook's are skipped.
+ * KEYS[1] pw:webhooks  KEYS[1+i] pw:attempts:<id of entry i>
+ * ARGV[1] TTL ms  ARGV[2] attempt log length
+ * ARGV[1+2i] the webhook id of entry i  ARGV[2+2i] entry i
+ */
+static const char lua_log_attempts[] =
+	"for i = 2, #KEYS do\n"
+	"  if redis.call('HEXISTS', KEYS[1], ARGV[2 * i - 1]) == 1 then\n"
+	"    redis.call('LPUSH', KEYS[i], ARGV[2 * i])\n"
+	"    redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[2]) - 1)\n"
+	"    redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
+	"  end\n"
+	"end\n"
+	"return #KEYS - 1\n";
+
+/*
+ * Claims due retries: each is pushed to now + lease (the lease), or dropped
+ * when its job is gone or its webhook is deleted or disabled.
+ * KEYS[1] pw:retries  KEYS[2] pw:retry-jobs  KEYS[3] pw:webhooks
+ * ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max
+ * Answers {id, job, "", ...}.
+ */
+static const char lua_retry_claim[] =
+	"local now = tonumber(ARGV[1])\n"
+	"local out = {}\n"
+	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,\n"
+	"                       tonumber(ARGV[3]))\n"
+	"for _, rid in ipairs(due) do\n"
+	"  local job = redis.call('HGET', KEYS[2], rid)\n"
+	"  local wid = string.match(rid, '^([^:]+):')\n"
+	"  local live = false\n"
+	"  if job and wid then\n"
+	"    local raw = redis.call('HGET', KEYS[3], wid)\n"
+	"    if raw then\n"
+	"      local ok, doc = pcall(cjson.decode, raw)\n"
+	"      live = ok and type(doc) == 'table' and doc.enabled == true\n"
+	"    end\n"
+	"  end\n"
+	"  if live then\n"
+	"    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), rid)\n"
+	"    out[#out + 1] = rid\n"
+	"    out[#out + 1] = job\n"
+	"    out[#out + 1] = ''\n"
+	"  else\n"
+	"    redis.call('ZREM', KEYS[1], rid)\n"
+	"    redis.call('HDEL', KEYS[2], rid)\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/*
+ * Claims due notices the same way; a notice id begins with its webhook id,
+ * the Kafka key.
+ * KEYS[1] pw:outbox  KEYS[2] pw:notices
+ * ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max
+ * Answers {id, notice, key, ...}.
+ */
+static const char lua_outbox_claim[] =
+	"local now = tonumber(ARGV[1])\n"
+	"local out = {}\n"
+	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,\n"
+	"                       tonumber(ARGV[3]))\n"
+	"for _, nid in ipairs(due) do\n"
+	"  local notice = redis.call('HGET', KEYS[2], nid)\n"
+	"  if notice then\n"
+	"    local key = string.match(nid, '^([^:]+):') or ''\n"
+	"    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), nid)\n"
+	"    out[#out + 1] = nid\n"
+	"    out[#out + 1] = notice\n"
+	"    out[#out + 1] = key\n"
+	"  else\n"
+	"    redis.call('ZREM', KEYS[1], nid)\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* KEYS[1] pw:outbox  KEYS[2] pw:notices  ARGV[1] notice id */
+static const char lua_outbox_ack[] =
+	"redis.call('ZREM', KEYS[1], ARGV[1])\n"
+	"redis.call('HDEL', KEYS[2], ARGV[1])\n"
+	"return {'ok', 0}\n";
+
+/* KEYS[1] pw:retries  KEYS[2] pw:outbox */
+static const char lua_counts[] =
+	"return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}\n";
+
 static const char *const script_src[SCRIPT_COUNT] = {
 	lua_create, lua_replace, lua_delete, lua_settings_put, lua_list,
-	lua_load_all,
+	lua_load_all, lua_record_failure, lua_record_success, lua_log_attempts,
+	lua_retry_claim, lua_outbox_claim, lua_outbox_ack, lua_counts,
 };
 
 /* ---- types ---- */
@@ -156,6 +411,13 @@ enum op_kind {
 	OP_SETTINGS_PUT,
 	OP_LOAD_ALL,
 	OP_VERSION,
+	OP_FAILURE,
+	OP_SUCCESS,
+	OP_ATTEMPTS,
+	OP_RETRY_CLAIM,
+	OP_OUTBOX_CLAIM,
+	OP_OUTBOX_ACK,
+	OP_COUNTS,
 };
 
 enum op_state {
@@ -176,6 +438,10 @@ struct store_op {
 		store_settings_cb *settings;
 		store_snapshot_cb *snapshot;
 		store_version_cb *version;
+		store_failure_cb *failure;
+		store_attempts_cb *attempts;
+		store_claim_cb *claim;
+		store_counts_cb *counts;
 	} cb;
 	void *arg;
 	int cancelled;         /* store_cancel: finish without calling back */
@@ -229,6 +495,9 @@ struct store {
 	store_change_cb *change_cb;
 	void *change_arg;
 	int closing;                       /* store_free in progress */
+	int log_eval;                      /* next attempt batch as EVAL: the
+					    * script cache lost it (NOSCRIPT) */
+	unsigned long long log_dropped;    /* attempt log entries lost */
 };
 
 static int64_t now_ms(void)
@@ -370,6 +639,8 @@ static void op_fail(struct store_op *op, enum store_status status)
 		case OP_REPLACE:
 		case OP_DELETE:
 		case OP_SETTINGS_PUT:
+		case OP_SUCCESS:
+		case OP_OUTBOX_ACK:
 			op->cb.write(op->arg, status, 0);
 			break;
 		case OP_SETTINGS_GET:
@@ -380,6 +651,19 @@ static void op_fail(struct store_op *op, enum store_status status)
 			break;
 		case OP_VERSION:
 			op->cb.version(op->arg, status, 0);
+			break;
+		case OP_FAILURE:
+			op->cb.failure(op->arg, status, STORE_FAILURE_INACTIVE);
+			break;
+		case OP_ATTEMPTS:
+			op->cb.attempts(op->arg, status, NULL, NULL, 0);
+			break;
+		case OP_RETRY_CLAIM:
+		case OP_OUTBOX_CLAIM:
+			op->cb.claim(op->arg, status, NULL, 0);
+			break;
+		case OP_COUNTS:
+			op->cb.counts(op->arg, status, 0, 0);
 			break;
 		}
 	}
@@ -699,6 +983,111 @@ fail:
 	return NULL;
 }
 
+/* record_failure's answer: {"counted"} / {"disabled", v, nid} / ... */
+static void finish_failure(struct store_op *op, const redisReply *r)
+{
+	enum store_failure_result result = STORE_FAILURE_INACTIVE;
+	enum store_status status = STORE_ERROR;
+	const redisReply *s = NULL;
+
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING)
+		s = r->element[0];
+	if (s && strcmp(s->str, "counted") == 0) {
+		status = STORE_OK;
+		result = STORE_FAILURE_COUNTED;
+	} else if (s && strcmp(s->str, "disabled") == 0) {
+		status = STORE_OK;
+		result = STORE_FAILURE_DISABLED;
+	} else if (s && strcmp(s->str, "inactive") == 0) {
+		status = STORE_OK;
+	} else if (s && strcmp(s->str, "unreadable") == 0) {
+		log_warn("stored webhook unreadable", "op=%s", op->name);
+	} else {
+		log_warn("redis script answered unexpectedly", "op=%s", op->name);
+	}
+	if (!op->cancelled)
+		op->cb.failure(op->arg, status, result);
+}
+
+/* LRANGE of an attempt log: bulk strings, newest first. */
+static void finish_attempts(struct store_op *op, const redisReply *r)
+{
+	const char *items[ATTEMPTS_KEEP];
+	size_t lens[ATTEMPTS_KEEP];
+	size_t i, n = 0;
+
+	if (r->type != REDIS_REPLY_ARRAY) {
+		log_warn("redis answered unexpectedly", "op=%s", op->name);
+		if (!op->cancelled)
+			op->cb.attempts(op->arg, STORE_ERROR, NULL, NULL, 0);
+		return;
+	}
+	for (i = 0; i < r->elements && n < ATTEMPTS_KEEP; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		items[n] = r->element[i]->str;
+		lens[n] = r->element[i]->len;
+		n++;
+	}
+	if (!op->cancelled)
+		op->cb.attempts(op->arg, STORE_OK, items, lens, n);
+}
+
+/* A claim script's answer: {id, payload, key} triples ("" key = none).
+ * hiredis NUL-terminates every string it returns. */
+static void finish_claim(struct store_op *op, const redisReply *r)
+{
+	struct store_claimed *items = NULL;
+	size_t i, n = 0;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0) {
+		log_warn("redis script answered unexpectedly", "op=%s", op->name);
+		if (!op->cancelled)
+			op->cb.claim(op->arg, STORE_ERROR, NULL, 0);
+		return;
+	}
+	if (r->elements > 0) {
+		items = calloc(r->elements / 3, sizeof(*items));
+		if (!items) {
+			/* The claims stand: their leases run out and they come
+			 * back, so nothing is lost. */
+			if (!op->cancelled)
+				op->cb.claim(op->arg, STORE_ERROR, NULL, 0);
+			return;
+		}
+	}
+	for (i = 0; i + 2 < r->elements; i += 3) {
+		const redisReply *id = r->element[i], *p = r->element[i + 1];
+		const redisReply *key = r->element[i + 2];
+
+		if (id->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING ||
+		    key->type != REDIS_REPLY_STRING)
+			continue;
+		items[n].id = id->str;
+		items[n].payload = p->str;
+		items[n].payload_len = p->len;
+		items[n].key = key->len ? key->str : NULL;
+		n++;
+	}
+	if (!op->cancelled)
+		op->cb.claim(op->arg, STORE_OK, items, n);
+	free(items);
+}
+
+static void finish_counts(struct store_op *op, const redisReply *r)
+{
+	int64_t retries = 0, notices = 0;
+	enum store_status status = STORE_ERROR;
+
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    reply_int64(r->element[0], &retries) == 0 &&
+	    reply_int64(r->element[1], &notices) == 0)
+		status = STORE_OK;
+	if (!op->cancelled)
+		op->cb.counts(op->arg, status, retries, notices);
+}
+
 static void finish_op(struct store_op *op, const redisReply *r)
 {
 	struct store_snapshot *snap;
@@ -716,6 +1105,8 @@ static void finish_op(struct store_op *op, const redisReply *r)
 	case OP_REPLACE:
 	case OP_DELETE:
 	case OP_SETTINGS_PUT:
+	case OP_SUCCESS:
+	case OP_OUTBOX_ACK:
 		status = parse_write(r, &v);
 		if (status == STORE_ERROR)
 			log_warn("redis script answered unexpectedly", "op=%s", op->name);
@@ -738,6 +1129,19 @@ static void finish_op(struct store_op *op, const redisReply *r)
 		status = reply_int64(r, &v) == 0 ? STORE_OK : STORE_ERROR;
 		if (!op->cancelled)
 			op->cb.version(op->arg, status, status == STORE_OK ? v : 0);
+		break;
+	case OP_FAILURE:
+		finish_failure(op, r);
+		break;
+	case OP_ATTEMPTS:
+		finish_attempts(op, r);
+		break;
+	case OP_RETRY_CLAIM:
+	case OP_OUTBOX_CLAIM:
+		finish_claim(op, r);
+		break;
+	case OP_COUNTS:
+		finish_counts(op, r);
 		break;
 	}
 }
@@ -1293,11 +1697,12 @@ int store_webhook_delete(struct store *st, const char *company_id,
 	op = start_write(st, OP_DELETE, "webhook_delete", SCRIPT_DELETE, cb, arg);
 	if (!op)
 		return -1;
-	op_args(op, "4");
+	op_args(op, "5");
 	op_args(op, "pw:webhooks");
 	op_argkey(op, "pw:company:", company_id, ":webhooks");
 	op_args(op, "pw:version");
 	op_argkey(op, "pw:failures:", id, "");
+	op_argkey(op, "pw:attempts:", id, "");
 	op_args(op, id);
 	op_args(op, st->channel);
 	return op_start(st, op);
@@ -1403,5 +1808,348 @@ int store_version_get(struct store *st, store_version_cb *cb, void *arg)
 	op->cb.version = cb;
 	op_args(op, "GET");
 	op_args(op, "pw:version");
+	return op_start(st, op);
+}
+
+/* ---- the failure rule ---- */
+
+static void op_argnum(struct store_op *op, int64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	op_args(op, num);
+}
+
+static void add_json_or_null(struct buf *out, const char *s)
+{
+	if (s)
+		buf_add_json_string(out, s, strlen(s));
+	else
+		buf_adds(out, "null");
+}
+
+/* The members an attempt log entry and a failure member share, from
+ * "status" on: status (null when none was received), error. */
+static void add_outcome(struct buf *out, const struct store_attempt *a)
+{
+	buf_adds(out, "\"status\":");
+	if (a->status > 0)
+		buf_addf(out, "%ld", a->status);
+	else
+		buf_adds(out, "null");
+	buf_adds(out, ",\"error\":");
+	add_json_or_null(out, a->error);
+}
+
+/* An attempt log entry, the contract's shape (section 7):
+ * {"at","eventId","attempt","status","error","durationMs"}. */
+static void attempt_json(const struct store_attempt *a, const char *at_text,
+			 struct buf *out)
+{
+	buf_adds(out, "{\"at\":");
+	add_json_or_null(out, at_text);
+	buf_adds(out, ",\"eventId\":");
+	add_json_or_null(out, a->event_id);
+	buf_addf(out, ",\"attempt\":%d,", a->attempt);
+	add_outcome(out, a);
+	buf_addf(out, ",\"durationMs\":%lld}", (long long)a->duration_ms);
+}
+
+int store_record_failure(struct store *st, const struct store_failure *f,
+			 store_failure_cb *cb, void *arg)
+{
+	const struct store_attempt *a = &f->attempt;
+	const char *at_text = f->at_text;
+	struct store_op *op;
+	struct buf entry, tail;
+	char ts[32];
+
+	if (!a->webhook_id)
+		return -1;
+	if (!at_text) {
+		event_format_time(a->at_ms, ts, sizeof(ts));
+		at_text = ts;
+	}
+	op = op_new(st, OP_FAILURE, "record_failure", SCRIPT_RECORD_FAILURE, arg);
+	if (!op)
+		return -1;
+	op->cb.failure = cb;
+	buf_init(&entry, OP_ARGS_MAX);
+	attempt_json(a, at_text, &entry);
+	/* The failure member after its unique id, which the script adds. */
+	buf_init(&tail, OP_ARGS_MAX);
+	buf_adds(&tail, "\"at\":");
+	buf_add_json_string(&tail, at_text, strlen(at_text));
+	buf_addc(&tail, ',');
+	add_outcome(&tail, a);
+	buf_addc(&tail, '}');
+	op_args(op, "10");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:attempts:", a->webhook_id, "");
+	op_argkey(op, "pw:failures:", a->webhook_id, "");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:retry-jobs");
+	op_args(op, "pw:version");
+	op_args(op, "pw:settings");
+	op_args(op, "pw:seq");
+	op_args(op, "pw:notices");
+	op_args(op, "pw:outbox");
+	op_args(op, a->webhook_id);
+	op_args(op, st->channel);
+	op_arg(op, buf_str(&entry), entry.len);
+	op_argnum(op, ATTEMPTS_TTL_MS);
+	op_argnum(op, a->at_ms);
+	op_args(op, at_text);
+	op_arg(op, buf_str(&tail), tail.len);
+	op_argnum(op, f->window_ms > 0 ? f->window_ms : 1);
+	op_argnum(op, f->threshold > 0 ? f->threshold : 1);
+	op_args(op, f->retry_id ? f->retry_id : "");
+	op_args(op, f->next_job ? f->next_job : "");
+	op_argnum(op, f->next_due_ms);
+	op_argnum(op, ATTEMPTS_KEEP);
+	if (entry.failed || tail.failed)
+		op->args.failed = 1;
+	buf_release(&entry);
+	buf_release(&tail);
+	return op_start(st, op);
+}
+
+int store_record_success(struct store *st, const struct store_attempt *a,
+			 const char *retry_id, store_write_cb *cb, void *arg)
+{
+	struct store_op *op;
+	struct buf entry;
+	char ts[32];
+
+	if (!a->webhook_id)
+		return -1;
+	op = start_write(st, OP_SUCCESS, "record_success", SCRIPT_RECORD_SUCCESS,
+			 cb, arg);
+	if (!op)
+		return -1;
+	event_format_time(a->at_ms, ts, sizeof(ts));
+	buf_init(&entry, OP_ARGS_MAX);
+	attempt_json(a, ts, &entry);
+	op_args(op, "4");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:attempts:", a->webhook_id, "");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:retry-jobs");
+	op_args(op, a->webhook_id);
+	op_arg(op, buf_str(&entry), entry.len);
+	op_argnum(op, ATTEMPTS_TTL_MS);
+	op_argnum(op, ATTEMPTS_KEEP);
+	op_args(op, retry_id ? retry_id : "");
+	if (entry.failed)
+		op->args.failed = 1;
+	buf_release(&entry);
+	return op_start(st, op);
+}
+
+/* The one reply of an attempt batch. Nobody waits for it: a lost batch
+ * is only logged. */
+static void on_log_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct store *st = privdata;
+	struct store_conn *conn = &st->cmd;
+	redisReply *reply = r;
+
+	if (conn->ac == ac && conn->n_sent > 0) {
+		conn->n_sent--;
+		conn->progress_ms = now_ms();
+	}
+	if (!reply || reply->type != REDIS_REPLY_ERROR)
+		return;
+	/* The script cache was flushed: the next batch goes as EVAL, which
+	 * caches the script again, so the known sha works after it. */
+	if (strncmp(reply->str, "NOSCRIPT", 8) == 0)
+		st->log_eval = 1;
+	log_warn("attempt log batch lost", "error=\"%.120s\"", reply->str);
+}
+
+/* Sends one batch (n <= LOG_BATCH_MAX) as one EVALSHA. Returns 0, or -1
+ * when it could not be sent. */
+static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
+{
+	size_t nargs = 4 + 3 * n + 2, i, k = 0;
+	size_t *off = NULL, *len = NULL, *argvlen = NULL;
+	const char **argv = NULL;
+	struct buf b;
+	char ts[32];
+	int rc = -1;
+
+	buf_init(&b, OP_ARGS_MAX);
+	off = calloc(nargs, sizeof(*off));
+	len = calloc(nargs, sizeof(*len));
+	argv = calloc(nargs, sizeof(*argv));
+	argvlen = calloc(nargs, sizeof(*argvlen));
+	if (!off || !len || !argv || !argvlen)
+		goto out;
+	/* Arguments 2.. go into b back to back; pointers come at the end,
+	 * once b stops moving. */
+#define LOG_ARG_BEGIN() (off[k] = b.len)
+#define LOG_ARG_END() (len[k] = b.len - off[k], k++)
+	LOG_ARG_BEGIN();
+	buf_addf(&b, "%zu", n + 1);
+	LOG_ARG_END();
+	LOG_ARG_BEGIN();
+	buf_adds(&b, "pw:webhooks");
+	LOG_ARG_END();
+	for (i = 0; i < n; i++) {
+		LOG_ARG_BEGIN();
+		buf_adds(&b, "pw:attempts:");
+		buf_adds(&b, a[i].webhook_id);
+		LOG_ARG_END();
+	}
+	LOG_ARG_BEGIN();
+	buf_addf(&b, "%lld", (long long)ATTEMPTS_TTL_MS);
+	LOG_ARG_END();
+	LOG_ARG_BEGIN();
+	buf_addf(&b, "%d", ATTEMPTS_KEEP);
+	LOG_ARG_END();
+	for (i = 0; i < n; i++) {
+		LOG_ARG_BEGIN();
+		buf_adds(&b, a[i].webhook_id);
+		LOG_ARG_END();
+		event_format_time(a[i].at_ms, ts, sizeof(ts));
+		LOG_ARG_BEGIN();
+		attempt_json(&a[i], ts, &b);
+		LOG_ARG_END();
+	}
+#undef LOG_ARG_BEGIN
+#undef LOG_ARG_END
+	if (b.failed)
+		goto out;
+	if (st->sha[SCRIPT_LOG_ATTEMPTS][0] && !st->log_eval) {
+		argv[0] = "EVALSHA";
+		argv[1] = st->sha[SCRIPT_LOG_ATTEMPTS];
+	} else {
+		argv[0] = "EVAL";
+		argv[1] = script_src[SCRIPT_LOG_ATTEMPTS];
+	}
+	argvlen[0] = strlen(argv[0]);
+	argvlen[1] = strlen(argv[1]);
+	for (i = 0; i < k; i++) {
+		argv[2 + i] = b.data + off[i];
+		argvlen[2 + i] = len[i];
+	}
+	if (redisAsyncCommandArgv(st->cmd.ac, on_log_reply, st, (int)(2 + k),
+				  argv, argvlen) != REDIS_OK)
+		goto out;
+	st->log_eval = 0;
+	if (st->cmd.n_sent++ == 0)
+		st->cmd.progress_ms = now_ms();
+	rc = 0;
+out:
+	free(off);
+	free(len);
+	free(argv);
+	free(argvlen);
+	buf_release(&b);
+	return rc;
+}
+
+void store_log_attempts(struct store *st, const struct store_attempt *a,
+			size_t n)
+{
+	size_t done = 0, chunk, i;
+
+	/* A success path must not wait: without a connection the entries
+	 * are dropped, not queued. */
+	while (done < n) {
+		chunk = n - done < LOG_BATCH_MAX ? n - done : LOG_BATCH_MAX;
+		for (i = done; i < done + chunk; i++) {
+			if (!a[i].webhook_id)
+				break;
+		}
+		if (i < done + chunk || st->cmd.state != CONN_READY ||
+		    log_batch(st, a + done, chunk) < 0) {
+			st->log_dropped += n - done;
+			log_debug("attempt log entries dropped", "count=%zu total=%llu",
+				  n - done, st->log_dropped);
+			return;
+		}
+		done += chunk;
+	}
+}
+
+int store_attempts_list(struct store *st, const char *webhook_id,
+			store_attempts_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_ATTEMPTS, "attempts_list", -1, arg);
+
+	if (!op)
+		return -1;
+	op->cb.attempts = cb;
+	op_args(op, "LRANGE");
+	op_argkey(op, "pw:attempts:", webhook_id, "");
+	op_args(op, "0");
+	op_argnum(op, ATTEMPTS_KEEP - 1);
+	return op_start(st, op);
+}
+
+static int start_claim(struct store *st, enum op_kind kind, const char *name,
+		       int script, const char *zset, const char *hash,
+		       int64_t now, int64_t lease_ms, size_t max,
+		       store_claim_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, kind, name, script, arg);
+
+	if (!op)
+		return -1;
+	op->cb.claim = cb;
+	op_args(op, kind == OP_RETRY_CLAIM ? "3" : "2");
+	op_args(op, zset);
+	op_args(op, hash);
+	if (kind == OP_RETRY_CLAIM)
+		op_args(op, "pw:webhooks");
+	op_argnum(op, now);
+	op_argnum(op, lease_ms > 0 ? lease_ms : 1);
+	op_argnum(op, (int64_t)(max < CLAIM_MAX ? max : CLAIM_MAX));
+	return op_start(st, op);
+}
+
+int store_retry_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
+		      size_t max, store_claim_cb *cb, void *arg)
+{
+	return start_claim(st, OP_RETRY_CLAIM, "retry_claim", SCRIPT_RETRY_CLAIM,
+			   "pw:retries", "pw:retry-jobs", now_ms, lease_ms, max,
+			   cb, arg);
+}
+
+int store_outbox_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
+		       size_t max, store_claim_cb *cb, void *arg)
+{
+	return start_claim(st, OP_OUTBOX_CLAIM, "outbox_claim", SCRIPT_OUTBOX_CLAIM,
+			   "pw:outbox", "pw:notices", now_ms, lease_ms, max,
+			   cb, arg);
+}
+
+int store_outbox_ack(struct store *st, const char *notice_id,
+		     store_write_cb *cb, void *arg)
+{
+	struct store_op *op;
+
+	op = start_write(st, OP_OUTBOX_ACK, "outbox_ack", SCRIPT_OUTBOX_ACK, cb, arg);
+	if (!op)
+		return -1;
+	op_args(op, "2");
+	op_args(op, "pw:outbox");
+	op_args(op, "pw:notices");
+	op_args(op, notice_id);
+	return op_start(st, op);
+}
+
+int store_counts(struct store *st, store_counts_cb *cb, void *arg)
+{
+	struct store_op *op = op_new(st, OP_COUNTS, "counts", SCRIPT_COUNTS, arg);
+
+	if (!op)
+		return -1;
+	op->cb.counts = cb;
+	op_args(op, "2");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:outbox");
 	return op_start(st, op);
 }

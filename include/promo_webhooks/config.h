@@ -21,6 +21,15 @@
 /* Returns the value of the variable, or NULL when it is unset. */
 typedef const char *config_lookup_fn(void *arg, const char *name);
 
+/* Test-only fault points (PROMO_WEBHOOKS_TEST_FAULT), so tests can kill the
+ * process at a moment no signal could reliably hit. */
+enum config_fault {
+	CONFIG_FAULT_NONE = 0,
+	CONFIG_FAULT_EXIT_AFTER_DISABLE, /* _exit(137) right after the failure
+					  * rule disabled a webhook, before
+					  * its notice is published */
+};
+
 struct config_kv {
 	char *key;   /* librdkafka property name, e.g. "sasl.mechanisms" */
 	char *value;
@@ -59,6 +68,7 @@ struct config {
 	long cache_refresh_ms;      /* PROMO_WEBHOOKS_CACHE_REFRESH_MS (500) */
 	enum log_level log_level;   /* PROMO_WEBHOOKS_LOG_LEVEL (info) */
 	enum log_format log_format; /* PROMO_WEBHOOKS_LOG_FORMAT (json|text) */
+	enum config_fault test_fault; /* PROMO_WEBHOOKS_TEST_FAULT (none) */
 
 	struct config_kv *rdkafka;  /* PROMO_WEBHOOKS_RDKAFKA_* pass-through */
 	size_t n_rdkafka;

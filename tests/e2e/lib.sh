@@ -163,3 +163,62 @@ stop_service() {
 		fail "service exited non-zero after SIGTERM (log: $SVC_LOG)"
 	fi
 }
+
+# set_rule PORT PATH STATUS [DELAY_MS]: how the receiver on PORT answers PATH.
+set_rule() {
+	curl -sf -X PUT "http://127.0.0.1:$1/_control?path=$2&status=$3&delay_ms=${4:-0}" >/dev/null ||
+		fail "cannot set receiver rule $2"
+}
+
+# event_line COMPANY TYPE ID [DATA]: one structured event as a "key|value"
+# line for produce_lines.
+event_line() {
+	data=${4:-}
+	[ -n "$data" ] || data="{\"importId\":\"$3\"}"
+	printf '%s|{"specversion":"1.0","id":"%s","source":"/promo/test","type":"%s","time":"2026-11-28T09:00:00Z","companyid":"%s","data":%s}\n' \
+		"$1" "$3" "$2" "$1" "$data"
+}
+
+# produce_events COMPANY TYPE PREFIX N: N events with ids PREFIX-1..N.
+produce_events() {
+	i=1
+	: >"$T/produce.in"
+	while [ "$i" -le "$4" ]; do
+		event_line "$1" "$2" "$3-$i" >>"$T/produce.in"
+		i=$((i + 1))
+	done
+	produce_lines "$T/produce.in"
+}
+
+# webhook_json COMPANY ID: the webhook as the API shows it.
+webhook_json() {
+	api GET "/v1/companies/$1/webhooks/$2"
+	[ "$HTTP_STATUS" = 200 ] || fail "GET webhook $2: HTTP $HTTP_STATUS"
+	cat "$T/resp"
+}
+
+# is_enabled COMPANY ID: succeeds when the webhook is enabled.
+is_enabled() {
+	webhook_json "$1" "$2" | jq -e '.enabled == true' >/dev/null
+}
+
+# email_notices: the messages on the email topic, one JSON envelope a line.
+email_notices() {
+	kcat -C -q -b "$KAFKA_BOOTSTRAP" -t "$PROMO_WEBHOOKS_EMAIL_TOPIC" -e -J 2>/dev/null
+}
+
+# notices_for ID: how many notices on the email topic have key ID.
+notices_for() {
+	email_notices | jq -c --arg k "$1" 'select(.key == $k)' | wc -l
+}
+
+# metric_is NAME VALUE: succeeds when the running service reports it.
+metric_is() {
+	[ "$(metric "$1")" = "$2" ]
+}
+
+# set_email COMPANY EMAIL: the company's notification email.
+set_email() {
+	api PUT "/v1/companies/$1/settings" "{\"webhookDisabledNotificationEmail\":\"$2\",\"webhookPayloadDataType\":\"Json\"}"
+	[ "$HTTP_STATUS" = 200 ] || fail "PUT settings $1: HTTP $HTTP_STATUS $(cat "$T/resp")"
+}

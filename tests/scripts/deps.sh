@@ -1,7 +1,10 @@
 #!/bin/sh
 # Installs every Debian package promo-webhooks needs to build and test.
 #
-# Usage: tests/scripts/deps.sh
+# Usage: tests/scripts/deps.sh [--build-only]
+#   --build-only  only what building the service needs (the Dockerfile's
+#                 build stage), not the test components (Kafka's Java,
+#                 Redis, kcat, jq, clang)
 #
 # Idempotent and quick: when every package is already installed (checked with
 # dpkg-query) it installs nothing and does not touch the network. Otherwise it
@@ -9,9 +12,18 @@
 # root (CI is root); a non-root user needs sudo.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
-libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev libxml2-utils
-redis-server kcat jq curl maven default-jdk-headless clang"
+BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
+libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
+TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang"
+
+case "${1:-}" in
+--build-only) PACKAGES=$BUILD_PACKAGES ;;
+"") PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES" ;;
+*)
+    echo "usage: deps.sh [--build-only]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for pkg in $PACKAGES; do
