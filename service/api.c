@@ -51,6 +51,7 @@ enum api_action {
 	ACT_WEBHOOK_PATCH,
 	ACT_WEBHOOK_DELETE,
 	ACT_WEBHOOK_SAMPLE,
+	ACT_WEBHOOK_ATTEMPTS,
 	ACT_SETTINGS_GET,
 	ACT_SETTINGS_PUT,
 };
@@ -553,6 +554,31 @@ static void reply_sample(struct api *api, struct evhttp_request *req,
 	buf_release(&b);
 }
 
+/* The attempt log, as stored: each item is one JSON object. */
+static void on_attempts(void *arg, enum store_status status,
+			const char *const *items, const size_t *lens, size_t n)
+{
+	struct api_req *ar = arg;
+	struct buf b;
+	size_t i;
+
+	if (status != STORE_OK) {
+		areq_fail(ar, status);
+		return;
+	}
+	buf_init(&b, BUF_DEFAULT_MAX);
+	buf_adds(&b, "{\"items\":[");
+	for (i = 0; i < n; i++) {
+		if (i)
+			buf_addc(&b, ',');
+		buf_add(&b, items[i], lens[i]);
+	}
+	buf_adds(&b, "]}");
+	reply_buf(ar->api, ar->req, 200, "application/json", &b);
+	buf_release(&b);
+	areq_free(ar);
+}
+
 static void on_got(void *arg, enum store_status status, const struct webhook *wh)
 {
 	struct api_req *ar = arg;
@@ -583,6 +609,12 @@ static void on_got(void *arg, enum store_status status, const struct webhook *wh
 			     ar->wh.id, ar->wh.period, ar->wh.period_value,
 			     ar->wh.payload_type);
 		areq_free(ar);
+		return;
+	case ACT_WEBHOOK_ATTEMPTS:
+		/* The webhook exists under this company: now its log. */
+		if (store_attempts_list(ar->api->store, ar->wh.id, on_attempts,
+					ar) < 0)
+			areq_not_started(ar);
 		return;
 	case ACT_WEBHOOK_REPLACE:
 	case ACT_WEBHOOK_PATCH:
@@ -659,17 +691,8 @@ static void route_webhooks(struct api *api, struct evhttp_request *req,
 			areq_not_started(ar);
 		return;
 	}
-	if (sub && strcmp(sub, "attempts") == 0) {
-		if (m != EVHTTP_REQ_GET) {
-			reply_method(api, req, "GET");
-			return;
-		}
-		/* The delivery attempt log arrives with a later issue. */
-		reply_error(api, req, 501, "not_implemented", NULL,
-			    "delivery attempts are not available yet");
-		return;
-	}
-	if (sub && strcmp(sub, "sample-payload") != 0) {
+	if (sub && strcmp(sub, "sample-payload") != 0 &&
+	    strcmp(sub, "attempts") != 0) {
 		reply_not_found(api, req);
 		return;
 	}
@@ -678,7 +701,8 @@ static void route_webhooks(struct api *api, struct evhttp_request *req,
 			reply_method(api, req, "GET");
 			return;
 		}
-		action = ACT_WEBHOOK_SAMPLE;
+		action = strcmp(sub, "attempts") == 0 ? ACT_WEBHOOK_ATTEMPTS :
+			ACT_WEBHOOK_SAMPLE;
 	} else if (m == EVHTTP_REQ_GET) {
 		action = ACT_WEBHOOK_GET;
 	} else if (m == EVHTTP_REQ_PUT) {

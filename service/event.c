@@ -254,6 +254,12 @@ static const char *const attr_headers[ATTR_DATA] = {
 	"ce_companyid",
 };
 
+/* The most containers data may nest, data itself counted. Deeper data is
+ * refused here, where the message can still go to the dead-letter topic,
+ * rather than failing every render later: the same number as render.h's
+ * RENDER_MAX_DEPTH (tests/unit/test_render_xml.c holds them together). */
+#define DATA_MAX_DEPTH 32
+
 /* Members of data the service reads. */
 enum field {
 	FIELD_PROMOTION_ID = 0,
@@ -284,6 +290,8 @@ struct slot {
 struct decode {
 	int binary;          /* binary content mode: the value is data itself */
 	int depth;           /* containers open around the current token */
+	yajl_handle h;       /* the parser, for where the value ends */
+	size_t end;          /* bytes of the value up to its closing brace */
 	int data_level;      /* depth of data's own members (2 structured, 1 binary) */
 	int in_data;         /* tokens are being copied into data */
 	enum attr attr;      /* top-level member whose value comes next */
@@ -466,6 +474,17 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
 	return 1;
 }
 
+/* Before a container inside data opens: 1 (and d->fail set) when it would
+ * nest data deeper than DATA_MAX_DEPTH. data's own members sit at depth
+ * data_level, so data itself is container number 1. */
+static int data_too_deep(struct decode *d)
+{
+	if (d->depth + 2 - d->data_level <= DATA_MAX_DEPTH)
+		return 0;
+	d->fail = "data nested too deeply";
+	return 1;
+}
+
 static int cb_start_map(void *ctx)
 {
 	struct decode *d = ctx;
@@ -479,6 +498,8 @@ static int cb_start_map(void *ctx)
 	if (starts_data)
 		d->in_data = 1;
 	if (d->in_data) {
+		if (data_too_deep(d))
+			return 0;
 		data_sep(&d->data);
 		buf_addc(&d->data, '{');
 	}
@@ -529,6 +550,8 @@ static int cb_end_map(void *ctx)
 	struct decode *d = ctx;
 
 	d->depth--;
+	if (d->depth == 0)
+		d->end = yajl_get_bytes_consumed(d->h);
 	if (d->in_data) {
 		buf_addc(&d->data, '}');
 		/* The data object itself closed: record it as seen. */
@@ -547,6 +570,8 @@ static int cb_start_array(void *ctx)
 	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
 		return 0;
 	if (d->in_data) {
+		if (data_too_deep(d))
+			return 0;
 		data_sep(&d->data);
 		buf_addc(&d->data, '[');
 	}
@@ -580,6 +605,18 @@ static void decode_release(struct decode *d)
 	buf_release(&d->data);
 }
 
+/* 1 when p (len bytes) is JSON whitespace only. */
+static int only_space(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+			return 0;
+	}
+	return 1;
+}
+
 /* Runs the value through the parser. Returns 0, or -1 with err set. */
 static int decode_json(struct decode *d, const void *value, size_t len,
 		       char *err, size_t errlen)
@@ -592,10 +629,17 @@ static int decode_json(struct decode *d, const void *value, size_t len,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	d->h = h;
 	st = yajl_parse(h, value, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
 	yajl_free(h);
+	d->h = NULL;
+	/* yajl 2.1.0 ignores an unfinished token after a complete value
+	 * ({...}"abc passes as JSON): only whitespace may follow it. */
+	if (st == yajl_status_ok && !only_space((const char *)value + d->end,
+						len - d->end))
+		st = yajl_status_error;
 	if (st == yajl_status_client_canceled) {
 		snprintf(err, errlen, "%s", d->fail ? d->fail : "not JSON");
 		return -1;

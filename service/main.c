@@ -7,9 +7,11 @@
  * component cannot start.
  */
 #include <event2/event.h>
+#include <event2/http.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "promo_webhooks/api.h"
 #include "promo_webhooks/config.h"
@@ -78,7 +80,44 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	pipeline_stop(app->pipeline, app_stopped, app);
 }
 
-int main(void)
+static void healthcheck_done(struct evhttp_request *req, void *arg)
+{
+	int *status = arg;
+
+	*status = req ? evhttp_request_get_response_code(req) : 0;
+}
+
+/*
+ * `promo-webhooks --healthcheck`: asks the running service's /healthz on
+ * the configured listen address (the wildcard address means loopback) and
+ * exits 0 on 200, else 1. For container health checks, which have no curl.
+ */
+static int healthcheck(const struct config *cfg)
+{
+	const char *host = cfg->http_host;
+	struct evhttp_connection *conn = NULL;
+	struct evhttp_request *req;
+	struct event_base *base;
+	int status = 0;
+
+	if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
+		host = "127.0.0.1";
+	base = event_base_new();
+	if (base)
+		conn = evhttp_connection_base_new(base, NULL, host, (unsigned short)cfg->http_port);
+	if (conn) {
+		evhttp_connection_set_timeout(conn, 3);
+		req = evhttp_request_new(healthcheck_done, &status);
+		if (req && evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/healthz") == 0)
+			event_base_dispatch(base);
+		evhttp_connection_free(conn);
+	}
+	if (base)
+		event_base_free(base);
+	return status == 200 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
 	struct api_hooks hooks;
 	struct event_config *ecfg;
@@ -89,6 +128,16 @@ int main(void)
 	if (config_load_env(&app.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "promo-webhooks: configuration: %s\n", err);
 		return 2;
+	}
+	if (argc > 1) {
+		if (strcmp(argv[1], "--healthcheck") == 0) {
+			rc = healthcheck(&app.cfg);
+		} else {
+			fprintf(stderr, "usage: promo-webhooks [--healthcheck]\n");
+			rc = 2;
+		}
+		config_release(&app.cfg);
+		return rc;
 	}
 	log_setup(app.cfg.log_level, app.cfg.log_format);
 	/* curl is told not to use signals; a peer closing a socket must not

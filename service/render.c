@@ -82,6 +82,8 @@ struct merge {
 	int64_t period_value;    /* notificationPeriodValue */
 	int depth;               /* containers open around the current token */
 	int skip;                /* dropping the value of a replaced member */
+	yajl_handle h;           /* the parser, for where data ends */
+	size_t end;              /* bytes of data up to its closing brace */
 };
 
 /* Accounts for a scalar: 1 to copy it, 0 to drop it (the value of a
@@ -160,6 +162,7 @@ static int end_container(struct merge *m, char close)
 		return 1;
 	}
 	if (m->depth == 0) {
+		m->end = yajl_get_bytes_consumed(m->h);
 		sep(m->out);
 		buf_adds(m->out, "\"notificationPeriod\":");
 		buf_add_json_string(m->out, m->period, strlen(m->period));
@@ -211,26 +214,50 @@ static const yajl_callbacks merge_callbacks = {
 	cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 
+/*
+ * Runs data (len bytes) through yajl with the callbacks cb. *h is the
+ * parser while it runs, so that the callback closing data can record in
+ * *end how many bytes it took. Strings are not checked for UTF-8: the
+ * renderers repair it (buf_add_json_string, xml_text) instead of failing.
+ * Returns 0, or -1 when data is not one JSON value or a callback stopped.
+ */
+static int parse_data(const yajl_callbacks *cb, void *ctx, yajl_handle *h,
+		      const size_t *end, const char *data, size_t len)
+{
+	yajl_status st;
+	size_t i;
+
+	*h = yajl_alloc(cb, NULL, ctx);
+	if (!*h)
+		return -1;
+	if (!yajl_config(*h, yajl_dont_validate_strings, 1)) {
+		yajl_free(*h);
+		*h = NULL;
+		return -1;
+	}
+	st = yajl_parse(*h, (const unsigned char *)data, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(*h);
+	yajl_free(*h);
+	*h = NULL;
+	if (st != yajl_status_ok)
+		return -1;
+	/* yajl 2.1.0 ignores an unfinished token after a complete value
+	 * ({}"abc passes as JSON): only whitespace may follow data. */
+	for (i = *end; i < len; i++) {
+		if (!is_json_space(data[i]))
+			return -1;
+	}
+	return 0;
+}
+
 static int merge_period(const struct render_input *in, const char *period,
 			struct buf *out)
 {
-	struct merge m = { out, period, in->period_value, 0, 0 };
-	yajl_handle h;
-	yajl_status st;
+	struct merge m = { out, period, in->period_value, 0, 0, NULL, 0 };
 
-	h = yajl_alloc(&merge_callbacks, NULL, &m);
-	if (!h)
-		return -1;
-	/* buf_add_json_string replaces invalid UTF-8, as render_xml does. */
-	if (!yajl_config(h, yajl_dont_validate_strings, 1)) {
-		yajl_free(h);
-		return -1;
-	}
-	st = yajl_parse(h, (const unsigned char *)in->data, in->data_len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(h);
-	yajl_free(h);
-	return st == yajl_status_ok ? 0 : -1;
+	return parse_data(&merge_callbacks, &m, &m.h, &m.end, in->data,
+			  in->data_len);
 }
 
 static void add_member(struct buf *out, const char *name, const char *value)
@@ -431,6 +458,8 @@ struct xml_render {
 	char kinds[RENDER_MAX_DEPTH]; /* per open container: '{' or '[' */
 	int depth;                    /* containers open, data's own included */
 	int skip;                     /* dropping the value of a replaced member */
+	yajl_handle h;                /* the parser, for where data ends */
+	size_t end;                   /* bytes of data up to its closing brace */
 	const char *period;           /* notificationPeriod, NULL for none */
 	int64_t period_value;         /* notificationPeriodValue */
 };
@@ -532,6 +561,7 @@ static int xml_end(struct xml_render *x)
 	}
 	if (x->depth > 0)
 		return xw_end(x);
+	x->end = yajl_get_bytes_consumed(x->h);
 	if (!x->period)
 		return 1;
 	snprintf(value, sizeof(value), "%" PRId64, x->period_value);
@@ -582,22 +612,7 @@ static const yajl_callbacks xml_callbacks = {
 /* Streams data through yajl into the writer, between <Data> and </Data>. */
 static int xml_data(struct xml_render *x, const char *data, size_t len)
 {
-	yajl_handle h;
-	yajl_status st;
-
-	h = yajl_alloc(&xml_callbacks, NULL, x);
-	if (!h)
-		return -1;
-	/* Invalid UTF-8 reaches xml_text(), which replaces it. */
-	if (!yajl_config(h, yajl_dont_validate_strings, 1)) {
-		yajl_free(h);
-		return -1;
-	}
-	st = yajl_parse(h, (const unsigned char *)data, len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(h);
-	yajl_free(h);
-	return st == yajl_status_ok ? 0 : -1;
+	return parse_data(&xml_callbacks, x, &x->h, &x->end, data, len);
 }
 
 /* The writer's output goes to the caller's buf. */

@@ -5,8 +5,8 @@
  *
  * The data is what Promo's own services publish for these events, trimmed
  * to a plausible, self-consistent example (one company "acme", one summer
- * promotion). Renderers are picked from a table by payload type, so the
- * XML renderer (a later issue) is one table entry.
+ * promotion). Bodies come from render_body, the renderer real deliveries
+ * use, in either payload type.
  */
 #include "promo_webhooks/samples.h"
 #include "promo_webhooks/render.h"
@@ -82,16 +82,6 @@ static const char *const data_table[EVENT_TYPE_COUNT] = {
 	[EVENT_PROMOTION_ENDING_IN_PERIOD] = promotion_data,
 };
 
-typedef int samples_renderer(const struct render_input *in, struct buf *out);
-
-/* By payload type; NULL where no renderer exists yet. XML: a later issue
- * adds render_xml here. */
-static samples_renderer *const renderers[] = {
-	[PAYLOAD_DEFAULT] = render_json,
-	[PAYLOAD_JSON] = render_json,
-	[PAYLOAD_XML] = NULL,
-};
-
 const char *samples_data(enum event_type t)
 {
 	if ((int)t < 0 || t >= EVENT_TYPE_COUNT)
@@ -101,7 +91,7 @@ const char *samples_data(enum event_type t)
 
 const char *samples_content_type(enum payload_type fmt)
 {
-	return fmt == PAYLOAD_XML ? "application/xml" : "application/json";
+	return render_content_type(fmt);
 }
 
 enum samples_result samples_render(enum event_type t, const char *company_id,
@@ -112,14 +102,11 @@ enum samples_result samples_render(enum event_type t, const char *company_id,
 {
 	char msg_id[SIGN_MESSAGE_ID_LEN];
 	struct render_input in;
-	samples_renderer *fn;
 	const char *data = samples_data(t);
 
-	if (!data || (unsigned)fmt >= sizeof(renderers) / sizeof(renderers[0]))
+	if (!data || !webhook_id || (fmt != PAYLOAD_DEFAULT &&
+				     fmt != PAYLOAD_JSON && fmt != PAYLOAD_XML))
 		return SAMPLES_FAILED;
-	fn = renderers[fmt];
-	if (!fn)
-		return SAMPLES_UNSUPPORTED;
 	memset(&in, 0, sizeof(in));
 	/* A message id derived like a real one, stable for a given webhook. */
 	sign_message_id("urn:promo:samples", event_type_name(t), webhook_id, "",
@@ -135,5 +122,5 @@ enum samples_result samples_render(enum event_type t, const char *company_id,
 		in.period = period != PERIOD_NONE ? period : PERIOD_HOURS;
 		in.period_value = period != PERIOD_NONE ? period_value : 2;
 	}
-	return fn(&in, out) == 0 ? SAMPLES_OK : SAMPLES_FAILED;
+	return render_body(fmt, &in, out, NULL) == 0 ? SAMPLES_OK : SAMPLES_FAILED;
 }

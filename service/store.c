@@ -1968,58 +1968,70 @@ static void on_log_reply(redisAsyncContext *ac, void *r, void *privdata)
 	log_warn("attempt log batch lost", "error=\"%.120s\"", reply->str);
 }
 
+/* A batch's arguments, built back to back in one buffer and addressed by
+ * offset until the buffer stops moving. */
+struct log_args {
+	struct buf b;
+	size_t *off;
+	size_t *len;
+	size_t k;     /* arguments so far */
+};
+
+/* Ends the argument that began at offset start. */
+static void log_args_end(struct log_args *la, size_t start)
+{
+	la->off[la->k] = start;
+	la->len[la->k] = la->b.len - start;
+	la->k++;
+}
+
 /* Sends one batch (n <= LOG_BATCH_MAX) as one EVALSHA. Returns 0, or -1
  * when it could not be sent. */
 static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
 {
-	size_t nargs = 4 + 3 * n + 2, i, k = 0;
-	size_t *off = NULL, *len = NULL, *argvlen = NULL;
+	size_t nargs = 4 + 3 * n, i, start;
 	const char **argv = NULL;
-	struct buf b;
+	size_t *argvlen = NULL;
+	struct log_args la;
 	char ts[32];
 	int rc = -1;
 
-	buf_init(&b, OP_ARGS_MAX);
-	off = calloc(nargs, sizeof(*off));
-	len = calloc(nargs, sizeof(*len));
-	argv = calloc(nargs, sizeof(*argv));
-	argvlen = calloc(nargs, sizeof(*argvlen));
-	if (!off || !len || !argv || !argvlen)
+	memset(&la, 0, sizeof(la));
+	buf_init(&la.b, OP_ARGS_MAX);
+	la.off = calloc(nargs, sizeof(*la.off));
+	la.len = calloc(nargs, sizeof(*la.len));
+	argv = calloc(nargs + 2, sizeof(*argv));
+	argvlen = calloc(nargs + 2, sizeof(*argvlen));
+	if (!la.off || !la.len || !argv || !argvlen)
 		goto out;
-	/* Arguments 2.. go into b back to back; pointers come at the end,
-	 * once b stops moving. */
-#define LOG_ARG_BEGIN() (off[k] = b.len)
-#define LOG_ARG_END() (len[k] = b.len - off[k], k++)
-	LOG_ARG_BEGIN();
-	buf_addf(&b, "%zu", n + 1);
-	LOG_ARG_END();
-	LOG_ARG_BEGIN();
-	buf_adds(&b, "pw:webhooks");
-	LOG_ARG_END();
+	start = la.b.len;
+	buf_addf(&la.b, "%zu", n + 1);
+	log_args_end(&la, start);
+	start = la.b.len;
+	buf_adds(&la.b, "pw:webhooks");
+	log_args_end(&la, start);
 	for (i = 0; i < n; i++) {
-		LOG_ARG_BEGIN();
-		buf_adds(&b, "pw:attempts:");
-		buf_adds(&b, a[i].webhook_id);
-		LOG_ARG_END();
+		start = la.b.len;
+		buf_adds(&la.b, "pw:attempts:");
+		buf_adds(&la.b, a[i].webhook_id);
+		log_args_end(&la, start);
 	}
-	LOG_ARG_BEGIN();
-	buf_addf(&b, "%lld", (long long)ATTEMPTS_TTL_MS);
-	LOG_ARG_END();
-	LOG_ARG_BEGIN();
-	buf_addf(&b, "%d", ATTEMPTS_KEEP);
-	LOG_ARG_END();
+	start = la.b.len;
+	buf_addf(&la.b, "%lld", (long long)ATTEMPTS_TTL_MS);
+	log_args_end(&la, start);
+	start = la.b.len;
+	buf_addf(&la.b, "%d", ATTEMPTS_KEEP);
+	log_args_end(&la, start);
 	for (i = 0; i < n; i++) {
-		LOG_ARG_BEGIN();
-		buf_adds(&b, a[i].webhook_id);
-		LOG_ARG_END();
+		start = la.b.len;
+		buf_adds(&la.b, a[i].webhook_id);
+		log_args_end(&la, start);
 		event_format_time(a[i].at_ms, ts, sizeof(ts));
-		LOG_ARG_BEGIN();
-		attempt_json(&a[i], ts, &b);
-		LOG_ARG_END();
+		start = la.b.len;
+		attempt_json(&a[i], ts, &la.b);
+		log_args_end(&la, start);
 	}
-#undef LOG_ARG_BEGIN
-#undef LOG_ARG_END
-	if (b.failed)
+	if (la.b.failed)
 		goto out;
 	if (st->sha[SCRIPT_LOG_ATTEMPTS][0] && !st->log_eval) {
 		argv[0] = "EVALSHA";
@@ -2030,11 +2042,11 @@ static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
 	}
 	argvlen[0] = strlen(argv[0]);
 	argvlen[1] = strlen(argv[1]);
-	for (i = 0; i < k; i++) {
-		argv[2 + i] = b.data + off[i];
-		argvlen[2 + i] = len[i];
+	for (i = 0; i < la.k; i++) {
+		argv[2 + i] = la.b.data + la.off[i];
+		argvlen[2 + i] = la.len[i];
 	}
-	if (redisAsyncCommandArgv(st->cmd.ac, on_log_reply, st, (int)(2 + k),
+	if (redisAsyncCommandArgv(st->cmd.ac, on_log_reply, st, (int)(2 + la.k),
 				  argv, argvlen) != REDIS_OK)
 		goto out;
 	st->log_eval = 0;
@@ -2042,11 +2054,11 @@ static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
 		st->cmd.progress_ms = now_ms();
 	rc = 0;
 out:
-	free(off);
-	free(len);
+	free(la.off);
+	free(la.len);
 	free(argv);
 	free(argvlen);
-	buf_release(&b);
+	buf_release(&la.b);
 	return rc;
 }
 

@@ -238,6 +238,38 @@ static int json_has_escaped_nul(const char *p, size_t len)
 	return 0;
 }
 
+/* The deepest nesting accepted in a parsed document. Every document here
+ * is a flat object; the limit exists because yajl_tree_free recurses once
+ * per level, so a 1 MiB body of '[' would overflow the stack. */
+#define JSON_MAX_DEPTH 32
+
+/* 1 when the arrays and objects of p (len bytes, not yet known to be JSON)
+ * nest deeper than JSON_MAX_DEPTH. */
+static int json_too_deep(const char *p, size_t len)
+{
+	size_t i;
+	int in_string = 0, depth = 0;
+
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (p[i] == '"')
+				in_string = 0;
+			else if (p[i] == '\\')
+				i++; /* skip the escaped character */
+			continue;
+		}
+		if (p[i] == '"') {
+			in_string = 1;
+		} else if (p[i] == '[' || p[i] == '{') {
+			if (++depth > JSON_MAX_DEPTH)
+				return 1;
+		} else if ((p[i] == ']' || p[i] == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return 0;
+}
+
 /*
  * Parses body (len bytes, not NUL-terminated) into a tree. Returns NULL and
  * fills err when it is not JSON.
@@ -256,6 +288,11 @@ static yajl_val parse_body(const char *body, size_t len,
 	if (memchr(body, '\0', len)) {
 		set_error(err, "malformed_json", NULL,
 			  "the request body contains a NUL byte");
+		return NULL;
+	}
+	if (json_too_deep(body, len)) {
+		set_error(err, "validation_failed", NULL,
+			  "the request body is nested too deeply");
 		return NULL;
 	}
 	copy = malloc(len + 1);
@@ -857,7 +894,8 @@ static yajl_val parse_stored(const char *json, size_t len)
 	char *copy;
 	yajl_val root;
 
-	if (!json || len == 0 || memchr(json, '\0', len))
+	if (!json || len == 0 || memchr(json, '\0', len) ||
+	    json_too_deep(json, len))
 		return NULL;
 	copy = malloc(len + 1);
 	if (!copy)

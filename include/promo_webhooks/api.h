@@ -1,10 +1,11 @@
 /*
  * api: the admin HTTP API (contract section 7) on libevent's evhttp:
  * health, readiness and metrics without auth; webhooks, company settings,
- * event types and sample payloads under /v1 with a bearer token. Webhooks
- * and settings are read from and written to the store directly (so a write
- * is visible to the next request on any replica); after a write the local
- * registry is told to reload at once.
+ * event types, sample payloads and each webhook's delivery attempt log
+ * under /v1 with a bearer token. Webhooks and settings are read from and
+ * written to the store directly (so a write is visible to the next request
+ * on any replica); after a write the local registry is told to reload at
+ * once.
  */
 #ifndef PROMO_WEBHOOKS_API_H
 #define PROMO_WEBHOOKS_API_H

@@ -22,8 +22,10 @@ const char *samples_data(enum event_type t);
 
 enum samples_result {
 	SAMPLES_OK = 0,          /* out holds the body */
-	SAMPLES_UNSUPPORTED = 1, /* no renderer for that payload type yet */
-	SAMPLES_FAILED = -1,     /* rendering failed (out of memory) */
+	SAMPLES_UNSUPPORTED = 1, /* no longer returned: every payload type
+				  * renders (kept while callers test for it) */
+	SAMPLES_FAILED = -1,     /* rendering failed (out of memory, or a
+				  * type or argument out of range) */
 };
 
 /*
@@ -38,7 +40,8 @@ enum samples_result samples_render(enum event_type t, const char *company_id,
 				   int64_t period_value,
 				   enum payload_type fmt, struct buf *out);
 
-/* The Content-Type of a payload type ("application/json", ...). */
+/* The Content-Type of a payload type ("application/json", ...), as
+ * render_content_type. */
 const char *samples_content_type(enum payload_type fmt);
 
 #endif

@@ -17,6 +17,7 @@
  *   pw:failures:<webhookId>     ZSET  the webhook's failed attempts (the
  *                                     failure rule); deleted when the
  *                                     webhook is enabled again or deleted
+ *                                     (more keys at "the failure rule")
  *   channel pw:changes:<db>     pub/sub: "<version> webhook <id>" or
  *                                     "<version> settings <companyId>"
  *                                     after every write (channels are not
@@ -176,14 +177,37 @@ int store_version_get(struct store *st, store_version_cb *cb, void *arg);
  *
  * More keys (all under "pw:"):
  *   pw:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
- *                                  a JSON object with the contract's fields
+ *                                  a JSON object with the contract's fields:
+ *                                  {"at":"<RFC 3339>","eventId":"..."|null,
+ *                                  "attempt":1,"status":500|null,
+ *                                  "error":"..."|null,"durationMs":12};
+ *                                  expires 30 days after its last entry;
+ *                                  deleted with the webhook
+ *   pw:failures:<webhookId>  ZSET  score: the attempt's at (Unix ms);
+ *                                  member: {"id":"<20-digit pw:seq>",
+ *                                  "at":"<RFC 3339>","status":500|null,
+ *                                  "error":"..."|null} (unique even within
+ *                                  one millisecond); entries older than the
+ *                                  window are dropped, the key expires after
+ *                                  the window
+ *   pw:seq                   STRING a counter for unique members and ids
  *   pw:retries               ZSET  retry id -> due time (Unix ms); a claimed
  *                                  retry is pushed to now + lease so that a
  *                                  replica that dies holding it lets another
  *                                  one take it when the lease runs out
  *   pw:retry-jobs            HASH  retry id -> the job (opaque JSON)
  *   pw:outbox                ZSET  notice id -> when it may next be claimed
- *   pw:notices               HASH  notice id -> the notice JSON (contract 5)
+ *   pw:notices               HASH  notice id -> the notice JSON (contract 5):
+ *                                  {"type":"WebhookDisabled","to","subject",
+ *                                  "text","companyId","webhookId","event",
+ *                                  "target","disabledAt":"<RFC 3339>",
+ *                                  "failures":[{"at","status","error"}, ...
+ *                                  every failure in the window, oldest
+ *                                  first]}
+ *
+ * Retry ids are "<webhookId>:<due ms>:<seq>" and notice ids
+ * "<webhookId>:<at ms>:<seq>": the webhook id before the first ':' is what
+ * the retry claim checks and the notice's Kafka key.
  */
 
 /* One delivery attempt, as the attempt log shows it. */
@@ -197,7 +221,8 @@ struct store_attempt {
 	int64_t duration_ms;
 };
 
-/* A failed attempt to record (one atomic step, contract section 5). */
+/* A failed attempt to record (one atomic step, contract section 5). The
+ * attempt's at_text, when NULL, is formatted from at_ms. */
 struct store_failure {
 	struct store_attempt attempt;
 	int64_t window_ms;       /* PROMO_WEBHOOKS_FAILURE_WINDOW in ms */
@@ -236,27 +261,36 @@ typedef void store_failure_cb(void *arg, enum store_status status,
  * pw:version, PUBLISH: as every write) and, when the company's
  * webhookDisabledNotificationEmail is set, adds the notice to the outbox;
  * else, if enabled and f->next_job is set, schedules that retry.
- * Any number of replicas racing: one disable, one notice.
+ * Any number of replicas racing: one disable, one notice. A failure of a
+ * disabled webhook is only logged; one of a deleted webhook (no stored
+ * document) is not even logged, and any keys it left are removed.
+ * The disable also sets updatedAt (to at_ms, unless it is later already);
+ * disabledReason reads "3 failed deliveries within 3600 s".
  */
 int store_record_failure(struct store *st, const struct store_failure *f,
 			 store_failure_cb *cb, void *arg);
 
 /*
- * A successful attempt: appends it to the attempt log and, for a retry,
- * removes retry_id (NULL for a first attempt) in the same step.
+ * A successful attempt: appends it to the attempt log (unless the webhook
+ * is deleted) and, for a retry, removes retry_id (NULL for a first
+ * attempt) in the same step. version in the callback is 0.
  */
 int store_record_success(struct store *st, const struct store_attempt *a,
 			 const char *retry_id, store_write_cb *cb, void *arg);
 
 /*
  * Appends successful first attempts to their attempt logs, best effort and
- * without a reply per attempt (one pipelined batch): the success path of a
- * delivery does not wait for Redis.
+ * without a reply per attempt (one EVALSHA per 256 attempts, no callback):
+ * the success path of a delivery does not wait for Redis. While the
+ * connection is down the entries are dropped, not queued. Deleted
+ * webhooks' entries are skipped.
  */
 void store_log_attempts(struct store *st, const struct store_attempt *a,
 			size_t n);
 
-/* The attempt log of a webhook, newest first: each item a JSON object. */
+/* The attempt log of a webhook, newest first, at most 100: each item a
+ * JSON object (len bytes, NUL-terminated), as stored. No check that the
+ * webhook exists: an unknown id has an empty log. */
 typedef void store_attempts_cb(void *arg, enum store_status status,
 			       const char *const *items, const size_t *lens,
 			       size_t n);
@@ -268,7 +302,8 @@ struct store_claimed {
 	const char *id;      /* retry id or notice id */
 	const char *payload; /* the job or the notice JSON */
 	size_t payload_len;
-	const char *key;     /* notices: the webhook id (the Kafka key) */
+	const char *key;     /* notices: the webhook id (the Kafka key);
+			      * retries: NULL */
 };
 typedef void store_claim_cb(void *arg, enum store_status status,
 			    const struct store_claimed *items, size_t n);
@@ -276,7 +311,8 @@ typedef void store_claim_cb(void *arg, enum store_status status,
 /*
  * Claims up to max retries due at now_ms: each is leased until now_ms +
  * lease_ms (then another replica may claim it again). A retry whose webhook
- * is disabled or deleted is dropped here instead of returned.
+ * is disabled or deleted is dropped here instead of returned (it still
+ * counts toward max). max is capped at 1000.
  */
 int store_retry_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
 		      size_t max, store_claim_cb *cb, void *arg);
@@ -284,7 +320,8 @@ int store_retry_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
 /* Claims up to max notices of the outbox the same way. */
 int store_outbox_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
 		       size_t max, store_claim_cb *cb, void *arg);
-/* Removes a notice once the broker has acknowledged it. */
+/* Removes a notice once the broker has acknowledged it (STORE_OK also when
+ * it was gone already). */
 int store_outbox_ack(struct store *st, const char *notice_id,
 		     store_write_cb *cb, void *arg);
 

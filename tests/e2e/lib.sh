@@ -222,3 +222,25 @@ set_email() {
 	api PUT "/v1/companies/$1/settings" "{\"webhookDisabledNotificationEmail\":\"$2\",\"webhookPayloadDataType\":\"Json\"}"
 	[ "$HTTP_STATUS" = 200 ] || fail "PUT settings $1: HTTP $HTTP_STATUS $(cat "$T/resp")"
 }
+
+# recorded_at_least PATH N: the receiver recorded at least N requests for
+# PATH (a function, for wait_for).
+recorded_at_least() {
+	[ "$(recorded "$1")" -ge "$2" ]
+}
+
+# webhook_disabled COMPANY ID: the webhook reads as disabled.
+webhook_disabled() {
+	webhook_json "$1" "$2" | jq -e '.enabled == false' >/dev/null
+}
+
+# topic_has TOPIC N [KEY]: the topic holds at least N messages (with KEY).
+topic_has() {
+	[ "$(kcat -C -q -b "$KAFKA_BOOTSTRAP" -t "$1" -e -J 2>/dev/null |
+		jq -c --arg k "${3:-}" 'select($k == "" or .key == $k)' | wc -l)" -ge "$2" ]
+}
+
+# zcard_is KEY N: the Redis sorted set KEY (test db) has N members.
+zcard_is() {
+	[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard "$1")" = "$2" ]
+}

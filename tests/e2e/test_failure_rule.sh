@@ -33,12 +33,12 @@ set_rule "$RECV_PORT" /w2 503
 
 info "two failures, then a success: still enabled"
 produce_events acme $TYPE a 2
-wait_for 30 "2 attempts at w1" sh -c "[ \$(jq -c 'select(.path == \"/w1\")' $RECV_LOG | wc -l) -ge 2 ]"
+wait_for 30 "2 attempts at w1" recorded_at_least /w1 2
 wait_for 30 "offsets committed" all_committed
 is_enabled acme "$W1" || fail "w1 disabled after 2 failures"
 set_rule "$RECV_PORT" /w1 200
 produce_events acme $TYPE b 1
-wait_for 30 "3 attempts at w1" sh -c "[ \$(recorded /w1) -ge 3 ]"
+wait_for 30 "3 attempts at w1" recorded_at_least /w1 3
 wait_for 30 "offsets committed" all_committed
 is_enabled acme "$W1" || fail "w1 disabled after 2 failures and a success"
 
@@ -58,10 +58,10 @@ jq -e '.items[0].eventId == "b-1" and .items[0].status == 200 and .items[0].erro
 info "a third failure inside the window: disabled, one notice"
 set_rule "$RECV_PORT" /w1 500
 produce_events acme $TYPE c 1
-wait_for 30 "w1 disabled" sh -c "! curl -s -H 'Authorization: Bearer $TOKEN' $API/v1/companies/acme/webhooks/$W1 | jq -e '.enabled' >/dev/null"
+wait_for 30 "w1 disabled" webhook_disabled acme "$W1"
 webhook_json acme "$W1" | jq -e '.disabledAt != null and (.disabledReason | length) > 0' >/dev/null ||
 	fail "disabled webhook lacks disabledAt/disabledReason: $(cat "$T/resp")"
-wait_for 30 "the notice published" sh -c "[ \$(kcat -C -q -b $KAFKA_BOOTSTRAP -t $TOPIC.email -e -J 2>/dev/null | wc -l) -ge 1 ]"
+wait_for 30 "the notice published" topic_has "$TOPIC.email" 1
 wait_for 10 "the outbox empty" metric_is promo_webhooks_notices_pending 0
 [ "$(notices_for "$W1")" -eq 1 ] || fail "want exactly 1 notice for w1, got $(notices_for "$W1")"
 email_notices | jq -c --arg k "$W1" 'select(.key == $k) | .payload | fromjson' >"$T/notice.json"
@@ -82,7 +82,7 @@ wait_for 30 "offsets committed" all_committed
 
 info "no notification email: disabled, no notice"
 produce_events globex $TYPE g 3
-wait_for 30 "w2 disabled" sh -c "! curl -s -H 'Authorization: Bearer $TOKEN' $API/v1/companies/globex/webhooks/$W2 | jq -e '.enabled' >/dev/null"
+wait_for 30 "w2 disabled" webhook_disabled globex "$W2"
 wait_for 30 "offsets committed" all_committed
 wait_for 10 "the outbox empty" metric_is promo_webhooks_notices_pending 0
 [ "$(notices_for "$W2")" -eq 0 ] || fail "a notice was published for a company without an email"
@@ -94,7 +94,7 @@ api PATCH "/v1/companies/acme/webhooks/$W1" '{"enabled":true}'
 	fail "re-enabling left the failure history in place"
 wait_for 5 "the cache to see w1 enabled" metric_is promo_webhooks_registry_webhooks_enabled 1
 produce_events acme $TYPE e 1
-wait_for 30 "w1 attempted again" sh -c "[ \$(recorded /w1) -gt $before ]"
+wait_for 30 "w1 attempted again" recorded_at_least /w1 $((before + 1))
 wait_for 30 "offsets committed" all_committed
 is_enabled acme "$W1" || fail "w1 disabled by a single failure after re-enabling"
 stop_service
@@ -107,12 +107,12 @@ W3=$HOOK_ID
 set_rule "$RECV_PORT" /w3 500
 wait_for 5 "the registry cache to hold w3" metric_is promo_webhooks_registry_webhooks 3
 produce_events acme $TYPE f 2
-wait_for 30 "2 attempts at w3" sh -c "[ \$(recorded /w3) -ge 2 ]"
+wait_for 30 "2 attempts at w3" recorded_at_least /w3 2
 wait_for 30 "offsets committed" all_committed
 # The scenario is time passing: the two failures must leave the window.
 sleep 4
 produce_events acme $TYPE h 1
-wait_for 30 "3 attempts at w3" sh -c "[ \$(recorded /w3) -ge 3 ]"
+wait_for 30 "3 attempts at w3" recorded_at_least /w3 3
 wait_for 30 "offsets committed" all_committed
 is_enabled acme "$W3" || fail "w3 disabled although two of its failures were outside the window"
 stop_service

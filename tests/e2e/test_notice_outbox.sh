@@ -39,7 +39,7 @@ grep -q '"test fault: exiting right after the disable"' "$T/faulty.log" || fail 
 
 unset PROMO_WEBHOOKS_TEST_FAULT
 start_service restarted
-wait_for 30 "the notice published after the restart" sh -c "[ \$(kcat -C -q -b $KAFKA_BOOTSTRAP -t $TOPIC.email -e -J 2>/dev/null | wc -l) -ge 1 ]"
+wait_for 30 "the notice published after the restart" topic_has "$TOPIC.email" 1
 wait_for 10 "the outbox empty" metric_is promo_webhooks_notices_pending 0
 [ "$(notices_for "$W")" -eq 1 ] || fail "want exactly 1 notice, got $(notices_for "$W")"
 
@@ -54,18 +54,18 @@ for i in 1 2 3; do
 	event_line acme $TYPE "f-$i" "{\"promotionId\":\"Q-$i\"}" >>"$T/events.in"
 done
 produce_lines "$T/events.in"
-wait_for 30 "3 attempts in flight at f" sh -c "[ \$(recorded /f) -ge 3 ]"
+wait_for 30 "3 attempts in flight at f" recorded_at_least /f 3
 kpid=$(cat "$PW_TEST_STATE/kafka/kafka.pid")
 kill -STOP "$kpid"
 # From here on the broker answers nothing until SIGCONT.
 resume_kafka() { kill -CONT "$kpid" 2>/dev/null || true; }
 trap 'resume_kafka; cleanup' EXIT INT TERM
-wait_for 30 "f disabled while Kafka is frozen" sh -c "! curl -s -H 'Authorization: Bearer $TOKEN' $API/v1/companies/acme/webhooks/$W2 | jq -e '.enabled' >/dev/null"
+wait_for 30 "f disabled while Kafka is frozen" webhook_disabled acme "$W2"
 [ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:outbox)" = 1 ] || fail "the notice is not in the outbox"
 resume_kafka
 info "Kafka resumed"
-wait_for 120 "the notice published after Kafka is back" sh -c "[ \$(kcat -C -q -b $KAFKA_BOOTSTRAP -t $TOPIC.email -e -J 2>/dev/null | jq -c --arg k $W2 'select(.key == \$k)' | wc -l) -ge 1 ]"
-wait_for 30 "the outbox empty" sh -c "[ \$(redis-cli -p $REDIS_PORT -n $REDIS_DB zcard pw:outbox) = 0 ]"
+wait_for 120 "the notice published after Kafka is back" topic_has "$TOPIC.email" 1 "$W2"
+wait_for 30 "the outbox empty" zcard_is pw:outbox 0
 [ "$(notices_for "$W2")" -eq 1 ] || fail "want exactly 1 notice for f, got $(notices_for "$W2")"
 stop_service
 echo "PASS"

@@ -46,7 +46,7 @@ two=$(curl -s "$API_TWO/metrics" | awk '$1 == "promo_webhooks_webhooks_disabled_
 info "disables: replica one $one, replica two $two; attempts: $(recorded /fail)"
 [ $((one + two)) -eq 1 ] || fail "the webhook was disabled $((one + two)) times, want 1"
 [ "$(jq -r .path "$RECV_LOG" | sort -u)" = /fail ] || fail "unexpected paths"
-wait_for 30 "the notice published" sh -c "[ \$(kcat -C -q -b $KAFKA_BOOTSTRAP -t $TOPIC.email -e -J 2>/dev/null | wc -l) -ge 1 ]"
+wait_for 30 "the notice published" topic_has "$TOPIC.email" 1
 API=$API_ONE
 wait_for 10 "the outbox empty" metric_is promo_webhooks_notices_pending 0
 [ "$(notices_for "$W")" -eq 1 ] || fail "want exactly 1 notice, got $(notices_for "$W")"

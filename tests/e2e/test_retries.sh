@@ -26,12 +26,12 @@ info "fails once, then succeeds on the retry with the same webhook-id"
 set_rule "$RECV_PORT" /r1 500
 set_rule "$RECV_PORT" /r2 200
 produce_events acme $TYPE x 1
-wait_for 30 "the first attempt at r1" sh -c "[ \$(recorded /r1) -ge 1 ]"
+wait_for 30 "the first attempt at r1" recorded_at_least /r1 1
 # The offset advances once the failure and its retry are recorded, before
 # the retry runs.
 wait_for 30 "offsets committed" all_committed
 set_rule "$RECV_PORT" /r1 200
-wait_for 30 "the retry at r1" sh -c "[ \$(recorded /r1) -ge 2 ]"
+wait_for 30 "the retry at r1" recorded_at_least /r1 2
 ids=$(jq -r 'select(.path == "/r1") | .headers["webhook-id"]' "$RECV_LOG" | sort -u | wc -l)
 [ "$ids" -eq 1 ] || fail "the retry carried another webhook-id ($ids distinct)"
 jq -s -e '[.[] | select(.path == "/r1")] | all((.body | fromjson | .id) == .headers["webhook-id"])' "$RECV_LOG" >/dev/null ||
@@ -52,14 +52,14 @@ export PROMO_WEBHOOKS_RETRY_SCHEDULE=4
 start_service second
 set_rule "$RECV_PORT" /r2 500
 produce_events acme $TYPE y 1
-wait_for 30 "the first attempt at r2" sh -c "[ \$(recorded /r2) -ge 2 ]"
+wait_for 30 "the first attempt at r2" recorded_at_least /r2 2
 wait_for 10 "the retry pending in Redis" metric_is promo_webhooks_retries_pending 1
 stop_service
 [ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:retries)" = 1 ] ||
 	fail "the pending retry did not survive the shutdown"
 set_rule "$RECV_PORT" /r2 200
 start_service third
-wait_for 30 "the retry at r2 after the restart" sh -c "[ \$(recorded /r2) -ge 3 ]"
+wait_for 30 "the retry at r2 after the restart" recorded_at_least /r2 3
 ids=$(jq -r 'select(.path == "/r2") | select(.body | fromjson | .data.importId == "y-1") | .headers["webhook-id"]' "$RECV_LOG" | sort -u | wc -l)
 [ "$ids" -eq 1 ] || fail "the retry after the restart carried another webhook-id"
 wait_for 10 "no retry pending" metric_is promo_webhooks_retries_pending 0

@@ -1,10 +1,10 @@
 /*
  * Integration test of api.c: the admin API served in-process on a free
  * port with a real store (REDIS_URL) and driven with libevent's HTTP
- * client on the same loop. Every endpoint but /attempts, authentication,
- * validation errors naming their field, unknown fields, malformed JSON,
- * the 64 KiB body limit, 404s and 405s, company isolation, re-enabling,
- * and a Redis that cannot be reached (503).
+ * client on the same loop. Every endpoint (/attempts fed through the
+ * store), authentication, validation errors naming their field, unknown
+ * fields, malformed JSON, the 64 KiB body limit, 404s and 405s, company
+ * isolation, re-enabling, and a Redis that cannot be reached (503).
  */
 #include "promo_webhooks/api.h"
 #include "promo_webhooks/log.h"
@@ -576,11 +576,6 @@ static void test_webhooks(struct registry *reg)
 	CHECK_ERROR(&r, 405, "method_not_allowed", NULL);
 	resp_free(&r);
 
-	/* attempts: a later issue */
-	snprintf(sub, sizeof(sub), "/v1/companies/acme/webhooks/%s/attempts", id);
-	GET(&r, sub);
-	CHECK_INT(r.code, 501);
-	resp_free(&r);
 	snprintf(sub, sizeof(sub), "/v1/companies/acme/webhooks/%s/other", id);
 	GET(&r, sub);
 	CHECK_ERROR(&r, 404, "not_found", NULL);
@@ -615,6 +610,139 @@ static void test_webhooks(struct registry *reg)
 	GET(&r, "/v1/companies/acme/webhooks");
 	items = jget(&r, "items", NULL);
 	CHECK(YAJL_IS_ARRAY(items) && items->u.array.len == 1);
+	resp_free(&r);
+}
+
+static int op_done;
+
+static void on_failure_done(void *arg, enum store_status status,
+			    enum store_failure_result result)
+{
+	op_done = 1;
+	CHECK_INT(status, STORE_OK);
+	CHECK_INT(result, STORE_FAILURE_COUNTED);
+}
+
+static int is_op_done(void *arg)
+{
+	return op_done;
+}
+
+/* GET .../attempts: the webhook's attempt log, newest first, at most 100,
+ * only under its own company. */
+static void test_attempts(struct store *st)
+{
+	struct store_attempt a[150];
+	struct store_failure f;
+	char path[256], id[64], other[64];
+	yajl_val items, e;
+	struct resp r;
+	int i, ok = 1;
+
+	snprintf(id, sizeof(id), "%s", create("acme",
+		 "{\"event\":\"Promotion.Created\",\"target\":\"https://hooks.acme.example/at\"}"));
+	snprintf(other, sizeof(other), "%s", create("globex",
+		 "{\"event\":\"Promotion.Created\",\"target\":\"https://globex.example/at\"}"));
+	snprintf(path, sizeof(path), "/v1/companies/acme/webhooks/%s/attempts", id);
+	GET(&r, path);
+	CHECK_INT(r.code, 200);
+	CHECK_STR(r.ctype, "application/json");
+	items = jget(&r, "items", NULL);
+	CHECK(YAJL_IS_ARRAY(items) && items->u.array.len == 0);
+	resp_free(&r);
+
+	/* a success, then a failure */
+	memset(a, 0, sizeof(a));
+	a[0].webhook_id = id;
+	a[0].event_id = "evt-a";
+	a[0].attempt = 1;
+	a[0].at_ms = 1748856612345LL;
+	a[0].status = 200;
+	a[0].duration_ms = 12;
+	store_log_attempts(st, a, 1);
+	memset(&f, 0, sizeof(f));
+	f.attempt = a[0];
+	f.attempt.event_id = "evt-b";
+	f.attempt.at_ms += 1000;
+	f.attempt.status = 0;
+	f.attempt.error = "connection refused";
+	f.attempt.duration_ms = 3;
+	f.window_ms = 3600000;
+	f.threshold = 3;
+	op_done = 0;
+	CHECK_INT(store_record_failure(st, &f, on_failure_done, NULL), 0);
+	CHECK(itest_run_until(base, is_op_done, NULL, 5000) >= 0);
+	GET(&r, path);
+	CHECK_INT(r.code, 200);
+	items = jget(&r, "items", NULL);
+	CHECK(YAJL_IS_ARRAY(items) && items->u.array.len == 2);
+	if (YAJL_IS_ARRAY(items) && items->u.array.len == 2) {
+		const char *p_at[] = { "at", NULL }, *p_ev[] = { "eventId", NULL };
+		const char *p_n[] = { "attempt", NULL }, *p_st[] = { "status", NULL };
+		const char *p_err[] = { "error", NULL }, *p_d[] = { "durationMs", NULL };
+
+		e = items->u.array.values[0]; /* newest first */
+		CHECK_STR(YAJL_GET_STRING(yajl_tree_get(e, p_at, yajl_t_string)),
+			  "2025-06-02T09:30:13.345Z");
+		CHECK_STR(YAJL_GET_STRING(yajl_tree_get(e, p_ev, yajl_t_string)), "evt-b");
+		CHECK(YAJL_IS_INTEGER(yajl_tree_get(e, p_n, yajl_t_any)) &&
+		      YAJL_GET_INTEGER(yajl_tree_get(e, p_n, yajl_t_any)) == 1);
+		CHECK(YAJL_IS_NULL(yajl_tree_get(e, p_st, yajl_t_any)));
+		CHECK_STR(YAJL_GET_STRING(yajl_tree_get(e, p_err, yajl_t_string)),
+			  "connection refused");
+		CHECK(YAJL_IS_INTEGER(yajl_tree_get(e, p_d, yajl_t_any)) &&
+		      YAJL_GET_INTEGER(yajl_tree_get(e, p_d, yajl_t_any)) == 3);
+		e = items->u.array.values[1];
+		CHECK_STR(YAJL_GET_STRING(yajl_tree_get(e, p_at, yajl_t_string)),
+			  "2025-06-02T09:30:12.345Z");
+		CHECK(YAJL_IS_INTEGER(yajl_tree_get(e, p_st, yajl_t_any)) &&
+		      YAJL_GET_INTEGER(yajl_tree_get(e, p_st, yajl_t_any)) == 200);
+		CHECK(YAJL_IS_NULL(yajl_tree_get(e, p_err, yajl_t_any)));
+	}
+	resp_free(&r);
+
+	/* at most 100, newest first */
+	for (i = 0; i < 150; i++) {
+		a[i] = a[0];
+		a[i].attempt = i + 1;
+	}
+	store_log_attempts(st, a, 150);
+	GET(&r, path);
+	CHECK_INT(r.code, 200);
+	items = jget(&r, "items", NULL);
+	CHECK(YAJL_IS_ARRAY(items) && items->u.array.len == 100);
+	for (i = 0; YAJL_IS_ARRAY(items) && i < (int)items->u.array.len; i++) {
+		const char *p_n[] = { "attempt", NULL };
+		yajl_val n = yajl_tree_get(items->u.array.values[i], p_n, yajl_t_any);
+
+		if (!YAJL_IS_INTEGER(n) || YAJL_GET_INTEGER(n) != 150 - i)
+			ok = 0;
+	}
+	CHECK(ok);
+	resp_free(&r);
+
+	/* only under its own company; unknown and malformed ids */
+	snprintf(path, sizeof(path), "/v1/companies/globex/webhooks/%s/attempts", id);
+	GET(&r, path);
+	CHECK_ERROR(&r, 404, "not_found", NULL);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/companies/globex/webhooks/%s/attempts", other);
+	GET(&r, path);
+	CHECK_INT(r.code, 200);
+	resp_free(&r);
+	GET(&r, "/v1/companies/acme/webhooks/0123456789abcdef0123456789abcdef/attempts");
+	CHECK_ERROR(&r, 404, "not_found", NULL);
+	resp_free(&r);
+	GET(&r, "/v1/companies/acme/webhooks/nope/attempts");
+	CHECK_ERROR(&r, 404, "not_found", NULL);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/companies/acme/webhooks/%s/attempts", id);
+	http(&r, EVHTTP_REQ_POST, path, TOKEN, "{}", 2);
+	CHECK_ERROR(&r, 405, "method_not_allowed", NULL);
+	CHECK_STR(r.allow, "GET");
+	resp_free(&r);
+	http(&r, EVHTTP_REQ_GET, path, NULL, NULL, 0);
+	CHECK_INT(r.code, 401);
 	resp_free(&r);
 }
 
@@ -789,6 +917,7 @@ int main(void)
 	test_body_limit();
 	test_webhooks(reg);
 	test_settings();
+	test_attempts(st);
 	test_concurrent_patches();
 	test_redis_down();
 

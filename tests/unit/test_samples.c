@@ -83,9 +83,41 @@ static void test_webhook_period_and_formats(void)
 				 PAYLOAD_JSON, &again), SAMPLES_OK);
 	CHECK_STR(buf_str(&again), buf_str(&b));
 
+	/* XML: the same sample through the same renderer (its golden files
+	 * and well-formedness are tests/unit/test_render_xml.c's). */
 	buf_reset(&b);
 	CHECK_INT(samples_render(EVENT_PROMOTION_CREATED, "acme", SAMPLES_WEBHOOK_ID,
-				 PERIOD_NONE, 0, PAYLOAD_XML, &b), SAMPLES_UNSUPPORTED);
+				 PERIOD_NONE, 0, PAYLOAD_XML, &b), SAMPLES_OK);
+	{
+		static const char head[] =
+			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			"<WebhookEvent><Id>msg_";
+
+		CHECK(strncmp(buf_str(&b), head, sizeof(head) - 1) == 0);
+	}
+	CHECK(strstr(buf_str(&b), "<Event>Promotion.Created</Event>"
+			     "<CompanyId>acme</CompanyId>") != NULL);
+	CHECK(strstr(buf_str(&b), "<channels><Item>Web</Item><Item>Mobile</Item>"
+			     "</channels>") != NULL);
+	buf_reset(&again);
+	CHECK_INT(samples_render(EVENT_PROMOTION_ENDING_IN_PERIOD, "globex",
+				 "0123456789abcdef0123456789abcdef", PERIOD_DAYS, 3,
+				 PAYLOAD_XML, &again), SAMPLES_OK);
+	CHECK(strstr(buf_str(&again), "<notificationPeriod>Days</notificationPeriod>"
+			     "<notificationPeriodValue>3</notificationPeriodValue>"
+			     "</Data></WebhookEvent>\n") != NULL);
+
+	/* Out of range: a failure, never a crash. */
+	buf_reset(&b);
+	CHECK_INT(samples_render(EVENT_TYPE_COUNT, "acme", SAMPLES_WEBHOOK_ID,
+				 PERIOD_NONE, 0, PAYLOAD_JSON, &b), SAMPLES_FAILED);
+	CHECK_INT(samples_render(EVENT_PROMOTION_CREATED, "acme", SAMPLES_WEBHOOK_ID,
+				 PERIOD_NONE, 0, (enum payload_type)3, &b),
+		  SAMPLES_FAILED);
+	CHECK_INT(samples_render(EVENT_PROMOTION_CREATED, NULL, SAMPLES_WEBHOOK_ID,
+				 PERIOD_NONE, 0, PAYLOAD_XML, &b), SAMPLES_FAILED);
+	CHECK_INT(samples_render(EVENT_PROMOTION_CREATED, "acme", NULL,
+				 PERIOD_NONE, 0, PAYLOAD_XML, &b), SAMPLES_FAILED);
 	CHECK_STR(samples_content_type(PAYLOAD_XML), "application/xml");
 	CHECK_STR(samples_content_type(PAYLOAD_JSON), "application/json");
 	CHECK_STR(samples_content_type(PAYLOAD_DEFAULT), "application/json");
