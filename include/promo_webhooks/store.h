@@ -330,4 +330,68 @@ typedef void store_counts_cb(void *arg, enum store_status status,
 			     int64_t retries, int64_t notices);
 int store_counts(struct store *st, store_counts_cb *cb, void *arg);
 
+/* ---- promotions and their period occurrences (derived events) ----------
+ *
+ * More keys (all under "pw:"):
+ *   pw:promo:<companyId>        HASH  promotion id -> {"time": event time ms,
+ *                                     "deleted": bool, "data": "<json text>",
+ *                                     "start": ms|null, "end": ms|null}
+ *   pw:promo-start:<companyId>  ZSET  promotion id -> start date (ms)
+ *   pw:promo-end:<companyId>    ZSET  promotion id -> end date (ms)
+ *   pw:occ:<webhookId>:<promotionId>:<start|end>:<S ms>
+ *                               STRING set once when the occurrence is
+ *                                     claimed; expires after S
+ * A claimed occurrence becomes a retry job (attempt 1, due at once) in
+ * pw:retries/pw:retry-jobs in the same step, so the retry machinery
+ * delivers it at least once with a stable webhook-id, under the failure
+ * rule and the retry schedule, even if the claiming replica dies.
+ */
+
+/* The state of one promotion after a Promotion.Created/Updated/Deleted. */
+struct store_promotion {
+	const char *company_id;
+	const char *promotion_id;
+	int64_t event_time_ms; /* orders changes: one older than the stored
+				* state (or its tombstone) is ignored */
+	int deleted;           /* Promotion.Deleted: forget it, keep a tombstone */
+	const char *data;      /* the last known data object (JSON text) */
+	size_t data_len;
+	int has_start;
+	int64_t start_ms;
+	int has_end;
+	int64_t end_ms;
+};
+
+/* Applies one promotion change atomically (see event_time_ms). */
+int store_promotion_apply(struct store *st, const struct store_promotion *pr,
+			  store_write_cb *cb, void *arg);
+
+/* A webhook subscribed to a period event, as the scheduler scans it. */
+struct store_period_hook {
+	const char *webhook_id;
+	const char *company_id;
+	enum event_type type;    /* Promotion.StartingInPeriod or EndingInPeriod */
+	enum period_unit period;
+	int64_t period_value;
+	int64_t period_ms;       /* P */
+};
+
+/* claimed: occurrences newly claimed by this pass; skipped=1 when another
+ * replica holds this tick's scan. */
+typedef void store_scan_cb(void *arg, enum store_status status,
+			   size_t claimed, int skipped);
+
+/*
+ * One scheduler pass: for each hook, every promotion of its company whose
+ * date S (start or end by the hook's type) satisfies S - P <= now < S and
+ * whose occurrence (webhook, promotion, start|end, S) was never claimed is
+ * claimed and turned into a retry job due now (attempt 1, message id
+ * stable per occurrence, occurredAt = now_text, data = the promotion's last
+ * known data). One replica scans per tick (a short lock); claims are
+ * exactly once whatever the number of replicas and restarts.
+ */
+int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
+		      int64_t lock_ms, const struct store_period_hook *hooks,
+		      size_t n, store_scan_cb *cb, void *arg);
+
 #endif
