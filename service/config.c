@@ -34,7 +34,8 @@ enum config_kind {
 	KIND_RETRIES,    /* comma-separated seconds in [min, max] (retry_*) */
 	KIND_LOG_LEVEL,  /* debug|info|warn|error (enum log_level) */
 	KIND_LOG_FORMAT, /* json|text (enum log_format) */
-	KIND_FAULT,      /* none|exit-after-disable (enum config_fault) */
+	KIND_FAULT,      /* none|exit-after-disable|exit-after-claim
+			  * (enum config_fault) */
 };
 
 struct config_var {
@@ -570,9 +571,13 @@ static int parse_var(struct config *cfg, const struct config_var *v,
 		} else if (strcmp(val, "exit-after-disable") == 0) {
 			*(enum config_fault *)(void *)base =
 				CONFIG_FAULT_EXIT_AFTER_DISABLE;
+		} else if (strcmp(val, "exit-after-claim") == 0) {
+			*(enum config_fault *)(void *)base =
+				CONFIG_FAULT_EXIT_AFTER_CLAIM;
 		} else {
 			fail(err, errlen, v->name,
-			     "expected none or exit-after-disable: %s",
+			     "expected none, exit-after-disable or "
+			     "exit-after-claim: %s",
 			     quote(v, val, strlen(val), q, sizeof(q)));
 			return -1;
 		}

@@ -18,6 +18,7 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/pipeline.h"
 #include "promo_webhooks/registry.h"
+#include "promo_webhooks/scheduler.h"
 #include "promo_webhooks/store.h"
 
 struct app {
@@ -26,6 +27,7 @@ struct app {
 	struct store *store;
 	struct registry *reg;
 	struct pipeline *pipeline;
+	struct scheduler *scheduler;
 	struct api *api;
 	struct event *sigterm;
 	struct event *sigint;
@@ -47,6 +49,7 @@ static void app_metrics(void *arg, struct buf *out)
 	size_t n, i, enabled = 0;
 
 	pipeline_metrics(app->pipeline, out);
+	scheduler_metrics(app->scheduler, out);
 	buf_adds(out, "# HELP promo_webhooks_registry_webhooks Webhooks in this replica's cache.\n"
 		      "# TYPE promo_webhooks_registry_webhooks gauge\n");
 	buf_addf(out, "promo_webhooks_registry_webhooks %zu\n", registry_count(app->reg));
@@ -170,6 +173,11 @@ int main(int argc, char **argv)
 		log_error("cannot start the pipeline", "error=\"%s\"", err);
 		goto out;
 	}
+	app.scheduler = scheduler_new(app.base, &app.cfg, app.store, app.reg, err, sizeof(err));
+	if (!app.scheduler) {
+		log_error("cannot start the scheduler", "error=\"%s\"", err);
+		goto out;
+	}
 	hooks.ready = app_ready;
 	hooks.metrics = app_metrics;
 	hooks.arg = &app;
@@ -202,6 +210,7 @@ out:
 	if (app.sigint)
 		event_free(app.sigint);
 	api_free(app.api);
+	scheduler_free(app.scheduler);
 	pipeline_free(app.pipeline);
 	registry_free(app.reg);
 	store_free(app.store);

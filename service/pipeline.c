@@ -57,6 +57,24 @@
 #define PIPELINE_ATTEMPT_BATCH 256
 #define PIPELINE_EVENT_ID_MAX 128
 
+/* Upper bounds (seconds) of the delivery duration histogram's buckets. */
+static const double duration_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+					   0.5,   1,    2.5,   5,    10,  30 };
+#define N_BUCKETS (sizeof(duration_buckets) / sizeof(duration_buckets[0]))
+
+/* Attempts by event type: a Prometheus histogram of their durations. */
+struct duration_histogram {
+	uint64_t buckets[EVENT_TYPE_COUNT][N_BUCKETS]; /* cumulative at export */
+	uint64_t count[EVENT_TYPE_COUNT];
+	double sum[EVENT_TYPE_COUNT];
+};
+
+/* A partition assigned to this member, for the per-partition metrics. */
+struct assigned_partition {
+	char *topic;
+	int32_t partition;
+};
+
 enum pipeline_state {
 	PIPELINE_IDLE,     /* created, not started */
 	PIPELINE_WAITING,  /* started, waiting for the registry's first load */
@@ -71,8 +89,9 @@ enum pipeline_state {
 struct inflight_event {
 	struct offsets_ticket ticket;
 	struct event ev;
-	unsigned remaining;  /* deliveries without an outcome yet */
-	unsigned unfinished; /* deliveries given up or not recorded */
+	unsigned remaining;  /* parts without an outcome yet: deliveries, and
+			      * the promotion state of Promotion.* events */
+	unsigned unfinished; /* parts given up or not recorded */
 };
 
 /* A retry claimed from Redis. */
@@ -141,7 +160,7 @@ struct dlq_job {
 struct pipeline_counters {
 	uint64_t consumed;
 	uint64_t dead_lettered;
-	uint64_t deliveries[DELIVER_OTHER + 1];
+	uint64_t deliveries[EVENT_TYPE_COUNT][DELIVER_OTHER + 1]; /* by type, outcome */
 	uint64_t unmatched;
 	uint64_t disabled;          /* webhooks this replica disabled */
 	uint64_t retries_scheduled;
@@ -176,6 +195,9 @@ struct pipeline {
 	size_t n_attempts;
 	struct buf body;        /* render scratch, reused per delivery */
 	struct buf scratch;     /* retry job encoding */
+	struct duration_histogram durations;
+	struct assigned_partition *assigned;
+	size_t n_assigned;
 	struct pipeline_counters counters;
 	pipeline_stopped_fn *stopped;
 	void *stopped_arg;
@@ -418,21 +440,26 @@ static void claimed_retry_free(struct claimed_retry *cr)
  * ticket unfinished so that the event is consumed again. An unrecorded
  * retry stays leased in Redis and is claimed again when the lease ends.
  */
+/* One part of an event has its outcome; the last one finishes the ticket
+ * (unless a part was given up) and frees the event. */
+static void event_part_done(struct pipeline *p, struct inflight_event *ie, int recorded)
+{
+	if (!recorded)
+		ie->unfinished++;
+	if (--ie->remaining == 0) {
+		if (ie->unfinished == 0)
+			finish_ticket(p, ie->ticket);
+		event_release(&ie->ev);
+		free(ie);
+	}
+}
+
 static void job_finish(struct delivery_job *job, int recorded)
 {
 	struct pipeline *p = job->p;
-	struct inflight_event *ie = job->ie;
 
-	if (ie) {
-		if (!recorded)
-			ie->unfinished++;
-		if (--ie->remaining == 0) {
-			if (ie->unfinished == 0)
-				finish_ticket(p, ie->ticket);
-			event_release(&ie->ev);
-			free(ie);
-		}
-	}
+	if (job->ie)
+		event_part_done(p, job->ie, recorded);
 	if (job->retry) {
 		p->retries_live--;
 		claimed_retry_free(job->retry);
@@ -614,19 +641,38 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 	}
 }
 
+static void observe_duration(struct pipeline *p, enum event_type type, int64_t ms)
+{
+	struct duration_histogram *h = &p->durations;
+	double secs = (double)ms / 1000.0;
+	size_t i;
+
+	if ((unsigned)type >= EVENT_TYPE_COUNT)
+		return;
+	for (i = 0; i < N_BUCKETS; i++) {
+		if (secs <= duration_buckets[i]) {
+			h->buckets[type][i]++;
+			break;
+		}
+	}
+	h->count[type]++;
+	h->sum[type] += secs;
+}
+
 static void delivery_done(void *arg, const struct deliver_result *res)
 {
 	struct delivery_job *job = arg;
 	struct pipeline *p = job->p;
 	struct payload_src src;
 
-	if (res->outcome <= DELIVER_OTHER)
-		p->counters.deliveries[res->outcome]++;
+	job_src(job, &src);
+	if (res->outcome <= DELIVER_OTHER && (unsigned)src.type < EVENT_TYPE_COUNT)
+		p->counters.deliveries[src.type][res->outcome]++;
 	if (res->outcome == DELIVER_CANCELLED) {
 		job_finish(job, 0);
 		return;
 	}
-	job_src(job, &src);
+	observe_duration(p, src.type, res->duration_ms);
 	if (res->outcome == DELIVER_OK) {
 		if (job->retry) {
 			struct store_attempt a;
@@ -662,6 +708,8 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	struct render_input in;
 	struct deliver_request req;
 	struct payload_src src;
+	enum payload_type type;
+	const char *content_type;
 	size_t body_len;
 	char *body;
 
@@ -677,8 +725,12 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	in.period = src.period;
 	in.period_value = src.period_value;
 
+	/* The webhook's payload data type, or else its company's setting. */
+	type = wh->payload_type;
+	if (type == PAYLOAD_DEFAULT)
+		type = registry_settings(p->reg, wh->company_id)->payload_type;
 	buf_reset(&p->body);
-	if (render_json(&in, &p->body) < 0) {
+	if (render_body(type, &in, &p->body, &content_type) < 0) {
 		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
 		return -1;
 	}
@@ -688,7 +740,7 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	req.target = wh->target;
 	req.body = body;
 	req.body_len = body_len;
-	req.content_type = "application/json";
+	req.content_type = content_type;
 	req.message_id = job->message_id;
 	req.secret = wh->secret;
 	if (deliver_submit(p->deliver, &req, delivery_done, job) < 0)
@@ -715,6 +767,108 @@ static int submit_first(struct pipeline *p, struct inflight_event *ie,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- promotion state, for the derived period events ------------------ */
+
+/* Recording a Promotion.* event's dates and data in Redis, a part of the
+ * event like a delivery: its offset advances only once this is stored. */
+struct promo_job {
+	struct pipeline *p;
+	struct inflight_event *ie;
+	int backoff_ms;
+	struct event *timer;
+};
+
+static void promo_apply(struct promo_job *pj);
+
+static void promo_finish(struct promo_job *pj, int recorded)
+{
+	struct pipeline *p = pj->p;
+
+	event_part_done(p, pj->ie, recorded);
+	if (pj->timer)
+		event_free(pj->timer);
+	free(pj);
+	p->jobs_live--;
+	after_completion(p);
+}
+
+static void promo_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	promo_apply(arg);
+}
+
+static void promo_applied(void *arg, enum store_status status, int64_t version)
+{
+	struct promo_job *pj = arg;
+	struct pipeline *p = pj->p;
+	struct timeval tv;
+
+	(void)version;
+	if (status == STORE_OK) {
+		promo_finish(pj, 1);
+		return;
+	}
+	p->counters.redis_errors++;
+	if (p->state >= PIPELINE_CLOSING) {
+		promo_finish(pj, 0);
+		return;
+	}
+	pj->backoff_ms = pj->backoff_ms ? pj->backoff_ms * 2 : 100;
+	if (pj->backoff_ms > PIPELINE_RECORD_MAX_BACKOFF_MS)
+		pj->backoff_ms = PIPELINE_RECORD_MAX_BACKOFF_MS;
+	log_warn("cannot store promotion state, retrying", "promotion=%s reason=%s backoff_ms=%d",
+		 pj->ie->ev.promotion_id, store_status_name(status), pj->backoff_ms);
+	if (!pj->timer)
+		pj->timer = evtimer_new(p->base, promo_retry_cb, pj);
+	tv.tv_sec = pj->backoff_ms / 1000;
+	tv.tv_usec = (pj->backoff_ms % 1000) * 1000;
+	if (!pj->timer || evtimer_add(pj->timer, &tv) < 0)
+		promo_finish(pj, 0);
+}
+
+static void promo_apply(struct promo_job *pj)
+{
+	const struct event *ev = &pj->ie->ev;
+	struct store_promotion pr;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.company_id = ev->company_id;
+	pr.promotion_id = ev->promotion_id;
+	pr.event_time_ms = ev->time_ms;
+	pr.deleted = ev->type == EVENT_PROMOTION_DELETED;
+	pr.data = ev->data;
+	pr.data_len = ev->data_len;
+	pr.has_start = ev->has_start;
+	pr.start_ms = ev->start_ms;
+	pr.has_end = ev->has_end;
+	pr.end_ms = ev->end_ms;
+	if (store_promotion_apply(pj->p->store, &pr, promo_applied, pj) < 0)
+		promo_applied(pj, STORE_ERROR, 0);
+}
+
+/* Starts recording the promotion state of a Promotion.* event as one more
+ * part of ie. Returns -1 (nothing started) when out of memory. */
+static int promo_start(struct pipeline *p, struct inflight_event *ie)
+{
+	struct promo_job *pj = calloc(1, sizeof(*pj));
+
+	if (!pj)
+		return -1;
+	pj->p = p;
+	pj->ie = ie;
+	p->jobs_live++;
+	promo_apply(pj);
+	return 0;
+}
+
+static int is_promotion_change(enum event_type t)
+{
+	return t == EVENT_PROMOTION_CREATED || t == EVENT_PROMOTION_UPDATED ||
+	       t == EVENT_PROMOTION_DELETED;
 }
 
 /* ---- retries and notices, claimed from Redis --------------------------- */
@@ -949,19 +1103,20 @@ static void on_message(void *arg, const struct kafka_message *m)
 		return;
 	}
 
-	n = match_find(registry_index(p->reg), ie->ev.company_id, ie->ev.type, &hooks);
-	if (n == 0) {
-		p->counters.unmatched++;
-		finish_ticket(p, t);
-		event_release(&ie->ev);
-		free(ie);
-		return;
-	}
-
 	ie->ticket = t;
-	/* Hold one reference while submitting so that no completion can
-	 * finish the ticket before every delivery is submitted. */
+	/* Hold one reference while starting the parts so that no completion
+	 * can finish the ticket before every part is started. */
 	ie->remaining = 1;
+	if (is_promotion_change(ie->ev.type)) {
+		ie->remaining++;
+		if (promo_start(p, ie) < 0) {
+			ie->remaining--;
+			ie->unfinished++;
+		}
+	}
+	n = match_find(registry_index(p->reg), ie->ev.company_id, ie->ev.type, &hooks);
+	if (n == 0)
+		p->counters.unmatched++;
 	for (i = 0; i < n; i++) {
 		ie->remaining++;
 		if (submit_first(p, ie, hooks[i]) < 0) {
@@ -971,24 +1126,40 @@ static void on_message(void *arg, const struct kafka_message *m)
 			ie->unfinished++;
 		}
 	}
-	if (--ie->remaining == 0) {
-		if (ie->unfinished == 0)
-			finish_ticket(p, ie->ticket);
-		event_release(&ie->ev);
-		free(ie);
-	}
+	event_part_done(p, ie, 1);
 	if (over_bound(p))
 		set_intake(p, 0);
 }
 
 static void on_assigned(void *arg, const struct kafka_partition *parts, size_t n)
 {
+	struct pipeline *p = arg;
+	struct assigned_partition *grown;
 	size_t i;
 
-	(void)arg;
-	for (i = 0; i < n; i++)
+	grown = realloc(p->assigned, (p->n_assigned + n + 1) * sizeof(*grown));
+	if (grown)
+		p->assigned = grown;
+	for (i = 0; i < n; i++) {
 		log_info("partition assigned", "topic=%s partition=%" PRId32,
 			 parts[i].topic, parts[i].partition);
+		if (grown && (p->assigned[p->n_assigned].topic = strdup(parts[i].topic)))
+			p->assigned[p->n_assigned++].partition = parts[i].partition;
+	}
+}
+
+static void forget_assigned(struct pipeline *p, const char *topic, int32_t partition)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_assigned; i++) {
+		if (p->assigned[i].partition == partition &&
+		    strcmp(p->assigned[i].topic, topic) == 0) {
+			free(p->assigned[i].topic);
+			p->assigned[i] = p->assigned[--p->n_assigned];
+			return;
+		}
+	}
 }
 
 static size_t in_flight(void *arg, const char *topic, int32_t partition)
@@ -1010,6 +1181,7 @@ static void on_revoked(void *arg, const struct kafka_partition *parts, size_t n,
 			 parts[i].partition,
 			 offsets_pending(p->offsets, parts[i].topic, parts[i].partition));
 		offsets_revoke(p->offsets, parts[i].topic, parts[i].partition);
+		forget_assigned(p, parts[i].topic, parts[i].partition);
 	}
 }
 
@@ -1149,6 +1321,9 @@ void pipeline_free(struct pipeline *p)
 	if (p->offsets)
 		offsets_free(p->offsets);
 	store_cancel(p->store, p);
+	while (p->n_assigned)
+		free(p->assigned[--p->n_assigned].topic);
+	free(p->assigned);
 	while (p->notices)
 		notice_forget(p->notices);
 	buf_release(&p->body);
@@ -1196,7 +1371,8 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 		"success", "http_status", "timeout", "connect", "tls",
 		"refused", "cancelled", "other",
 	};
-	size_t i;
+	size_t i, t;
+	int64_t now;
 
 	buf_adds(out, "# HELP promo_webhooks_events_consumed_total Kafka messages taken from the event topics.\n"
 		      "# TYPE promo_webhooks_events_consumed_total counter\n");
@@ -1207,11 +1383,13 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	buf_adds(out, "# HELP promo_webhooks_events_unmatched_total Valid events no enabled webhook subscribed to.\n"
 		      "# TYPE promo_webhooks_events_unmatched_total counter\n");
 	buf_addf(out, "promo_webhooks_events_unmatched_total %" PRIu64 "\n", p->counters.unmatched);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_total Delivery attempts by outcome.\n"
+	buf_adds(out, "# HELP promo_webhooks_deliveries_total Delivery attempts by event type and outcome.\n"
 		      "# TYPE promo_webhooks_deliveries_total counter\n");
-	for (i = 0; i <= DELIVER_OTHER; i++)
-		buf_addf(out, "promo_webhooks_deliveries_total{outcome=\"%s\"} %" PRIu64 "\n",
-			 outcome_names[i], p->counters.deliveries[i]);
+	for (t = 0; t < EVENT_TYPE_COUNT; t++)
+		for (i = 0; i <= DELIVER_OTHER; i++)
+			buf_addf(out, "promo_webhooks_deliveries_total{event=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
+				 event_type_name((enum event_type)t), outcome_names[i],
+				 p->counters.deliveries[t][i]);
 	buf_adds(out, "# HELP promo_webhooks_deliveries_in_flight Deliveries queued or running.\n"
 		      "# TYPE promo_webhooks_deliveries_in_flight gauge\n");
 	buf_addf(out, "promo_webhooks_deliveries_in_flight %zu\n", deliver_pending(p->deliver));
@@ -1239,5 +1417,34 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	buf_adds(out, "# HELP promo_webhooks_kafka_errors_total Kafka produces of the pipeline that failed.\n"
 		      "# TYPE promo_webhooks_kafka_errors_total counter\n");
 	buf_addf(out, "promo_webhooks_kafka_errors_total %" PRIu64 "\n", p->counters.kafka_errors);
+	buf_adds(out, "# HELP promo_webhooks_delivery_duration_seconds Duration of delivery attempts.\n"
+		      "# TYPE promo_webhooks_delivery_duration_seconds histogram\n");
+	for (t = 0; t < EVENT_TYPE_COUNT; t++) {
+		const char *name = event_type_name((enum event_type)t);
+		uint64_t cum = 0;
+
+		for (i = 0; i < N_BUCKETS; i++) {
+			cum += p->durations.buckets[t][i];
+			buf_addf(out, "promo_webhooks_delivery_duration_seconds_bucket{event=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+				 name, duration_buckets[i], cum);
+		}
+		buf_addf(out, "promo_webhooks_delivery_duration_seconds_bucket{event=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+			 name, p->durations.count[t]);
+		buf_addf(out, "promo_webhooks_delivery_duration_seconds_sum{event=\"%s\"} %.6f\n", name,
+			 p->durations.sum[t]);
+		buf_addf(out, "promo_webhooks_delivery_duration_seconds_count{event=\"%s\"} %" PRIu64 "\n",
+			 name, p->durations.count[t]);
+	}
+	buf_adds(out, "# HELP promo_webhooks_oldest_unfinished_event_age_seconds Age of the oldest consumed event without an outcome (time lag), per partition.\n"
+		      "# TYPE promo_webhooks_oldest_unfinished_event_age_seconds gauge\n");
+	now = now_ms();
+	for (i = 0; i < p->n_assigned; i++) {
+		int64_t oldest = offsets_oldest_ms(p->offsets, p->assigned[i].topic,
+						   p->assigned[i].partition);
+
+		buf_addf(out, "promo_webhooks_oldest_unfinished_event_age_seconds{topic=\"%s\",partition=\"%" PRId32 "\"} %.3f\n",
+			 p->assigned[i].topic, p->assigned[i].partition,
+			 oldest ? (double)(now - oldest) / 1000.0 : 0.0);
+	}
 	kafka_metrics(p->kafka, out);
 }

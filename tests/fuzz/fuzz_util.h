@@ -133,11 +133,17 @@ static inline int fuzz_json_key(void *ctx, const unsigned char *s, size_t n)
 	return 1;
 }
 
+static inline int fuzz_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 /*
  * 1 when p (n bytes) is one complete JSON text; strict_utf8 also requires
  * every string to be valid UTF-8. Fills *info (may be NULL). yajl 2.1.0
  * alone ignores an unfinished token after a complete value ({}"abc), so
- * what follows the value must be whitespace.
+ * what follows the value must be whitespace; and it takes \v and \f for
+ * whitespace, which JSON does not, so they may not surround the value.
  */
 static inline int fuzz_json_valid(const char *p, size_t n, int strict_utf8,
 				  struct fuzz_json *info)
@@ -170,8 +176,12 @@ static inline int fuzz_json_valid(const char *p, size_t n, int strict_utf8,
 		*info = j;
 	if (st != yajl_status_ok)
 		return 0;
+	for (i = 0; i < n && fuzz_json_space(p[i]); i++)
+		;
+	if (i < n && (p[i] == '\v' || p[i] == '\f'))
+		return 0;
 	for (i = j.end; i < n; i++) {
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+		if (!fuzz_json_space(p[i]))
 			return 0;
 	}
 	return 1;
