@@ -45,6 +45,7 @@
 #define ATTEMPTS_TTL_MS ((int64_t)30 * 86400 * 1000) /* an idle log's life */
 #define LOG_BATCH_MAX 256        /* attempts in one store_log_attempts EVAL */
 #define CLAIM_MAX 1000           /* retries or notices in one claim */
+#define SCAN_CLAIM_MAX 1000      /* period occurrences claimed in one pass */
 
 /* ---- Lua scripts: every write bumps pw:version and publishes ---- */
 
@@ -62,6 +63,8 @@ enum script_id {
 	SCRIPT_OUTBOX_CLAIM,
 	SCRIPT_OUTBOX_ACK,
 	SCRIPT_COUNTS,
+	SCRIPT_PROMO_APPLY,
+	SCRIPT_PERIOD_SCAN,
 	SCRIPT_COUNT
 };
 
@@ -393,10 +396,248 @@ static const char lua_outbox_ack[] =
 static const char lua_counts[] =
 	"return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}\n";
 
+/* ---- promotions and their period occurrences (store.h) ---- */
+
+/*
+ * One promotion change. The caller built the new state (ARGV[4]); this
+ * decides whether it is newer than the stored one and keeps the two date
+ * indexes in step with it.
+ * KEYS[1] pw:promo:<c>  KEYS[2] pw:promo-start:<c>  KEYS[3] pw:promo-end:<c>
+ * KEYS[4] pw:promo-fresh  KEYS[5] pw:promo-gen
+ * ARGV[1] promotion id  ARGV[2] event time ms  ARGV[3] "1" for a deletion
+ * ARGV[4] the new state  ARGV[5] start ms or ""  ARGV[6] end ms or ""
+ * ARGV[7] the pw:promo-fresh member: "<companyId>\n<promotionId>"
+ *
+ * A change older than the stored state (or tombstone) is ignored; at the
+ * same millisecond a tombstone wins, so that a Deleted and an Updated of
+ * one instant cannot resurrect the promotion whatever order they arrive
+ * in; otherwise the same time applies (a redelivered event is harmless).
+ * An unreadable stored state is overwritten. A date that is new or moved
+ * puts the promotion in pw:promo-fresh, scored with the next pw:promo-gen,
+ * for the scheduler (an S that lands inside a window already open is
+ * found there, not by a pass's range query). Answers {"ok", 1} applied,
+ * {"ok", 0} ignored.
+ */
+static const char lua_promo_apply[] =
+	"local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if cur then\n"
+	"  local ok, st = pcall(cjson.decode, cur)\n"
+	"  if ok and type(st) == 'table' and type(st.time) == 'number' then\n"
+	"    local t = tonumber(ARGV[2])\n"
+	"    if st.time > t or (st.time == t and st.deleted == true and ARGV[3] ~= '1') then\n"
+	"      return {'ok', 0}\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])\n"
+	"local moved = 0\n"
+	"if ARGV[5] ~= '' then\n"
+	"  moved = moved + redis.call('ZADD', KEYS[2], 'CH', ARGV[5], ARGV[1])\n"
+	"else\n"
+	"  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+	"end\n"
+	"if ARGV[6] ~= '' then\n"
+	"  moved = moved + redis.call('ZADD', KEYS[3], 'CH', ARGV[6], ARGV[1])\n"
+	"else\n"
+	"  redis.call('ZREM', KEYS[3], ARGV[1])\n"
+	"end\n"
+	"if moved > 0 then\n"
+	"  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[7])\n"
+	"end\n"
+	"return {'ok', 1}\n";
+
+/*
+ * One scheduler pass, under a short lock so that one replica scans per
+ * tick (the lock only saves work: every claim is a SET NX of its own).
+ * KEYS[1] pw:scheduler:lock  KEYS[2] pw:seq  KEYS[3] pw:retries
+ * KEYS[4] pw:retry-jobs  KEYS[5] pw:promo-fresh  KEYS[6] pw:sched:pass
+ * KEYS[7] pw:promo-gen
+ * ARGV[1] now ms  ARGV[2] now (RFC 3339)  ARGV[3] lock ms
+ * ARGV[4] the hooks, a JSON array of [webhookId, companyId, "start"|"end",
+ *         event name, period name, period value, P ms]
+ * ARGV[5] the most occurrences to claim in this pass
+ *
+ * An occurrence (W, X, start|end, S) is due while now < S <= now + P
+ * (S - P <= now < S). Each hook has a mark, pw:sched:<W>:<start|end> =
+ * "<pass>:<P>:<done>:<gen>": every S <= done, and every date set up to
+ * generation gen, was looked at. A hook whose mark is from the previous
+ * pass with the same P looks only at S in (max(done, now), now + P] in the
+ * date index, and at the dates set after gen (pw:promo-fresh is ordered by
+ * generation) that are at or below done, which that range does not cover.
+ * Any other hook (new, enabled again, period changed, or left out of a
+ * pass by a replica whose cache lagged, which may have emptied
+ * pw:promo-fresh) looks at its whole window. So a pass costs
+ * O(hooks * log n) plus the dates set since the last pass plus the
+ * occurrences that became due; a hook seen for the first time pays
+ * O(log n + m) for its window.
+ *
+ * At most ARGV[5] claims per pass, so that Redis is not held for long
+ * (a webhook created over a day's worth of promotions): the pass stops
+ * there, the hook it stopped in records how far it got, the hooks after
+ * it keep their marks as they were (or none), and pw:promo-fresh is left
+ * for the next pass, which goes on from there. Only a pass that finished
+ * every hook empties pw:promo-fresh.
+ *
+ * A claim is SET NX of pw:occ:<W>:<X>:<start|end>:<S> (kept until a day
+ * after S, when S can no longer be due), then the retry job, in the format
+ * of retryjob.h, due now: the pipeline's retry path delivers it under the
+ * failure rule and the retry schedule, on whichever replica claims it, and
+ * after any crash. Its message id is "msg_" and 32 hex digits of
+ * SHA-1(W NUL X NUL start|end NUL S), the same for every attempt; its
+ * retry id "<W>:<now ms>:<pw:seq>" as every retry id. Numbers go through
+ * '%.0f' (exact below 2^53), never Lua's '%.14g'; the gsub undoes cjson's
+ * "\/" as in lua_record_failure. An occurrence whose promotion state is
+ * gone (only a foreign writer could do that) stays claimed, undelivered.
+ * Answers {"ok", claimed} or {"skipped"}.
+ */
+static const char lua_period_scan[] =
+	"if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then\n"
+	"  return {'skipped'}\n"
+	"end\n"
+	"local now = tonumber(ARGV[1])\n"
+	"local hooks = cjson.decode(ARGV[4])\n"
+	"local budget = tonumber(ARGV[5])\n"
+	"local pass = redis.call('INCR', KEYS[6])\n"
+	"local gen0 = tonumber(redis.call('GET', KEYS[7]) or '0')\n"
+	"local fresh = {}\n"
+	"local all = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')\n"
+	"for i = 1, #all, 2 do\n"
+	"  local c, x = string.match(all[i], '^([^\\n]*)\\n(.*)$')\n"
+	"  if c then\n"
+	"    local l = fresh[c]\n"
+	"    if not l then\n"
+	"      l = {}\n"
+	"      fresh[c] = l\n"
+	"    end\n"
+	"    l[#l + 1] = {tonumber(all[i + 1]), x}\n"
+	"  end\n"
+	"end\n"
+	"local scores = {}\n"
+	"local function score(idx, x)\n"
+	"  local m = scores[idx]\n"
+	"  if not m then\n"
+	"    m = {}\n"
+	"    scores[idx] = m\n"
+	"  end\n"
+	"  local s = m[x]\n"
+	"  if s == nil then\n"
+	"    s = tonumber(redis.call('ZSCORE', idx, x)) or false\n"
+	"    m[x] = s\n"
+	"  end\n"
+	"  return s\n"
+	"end\n"
+	"local function num(v)\n"
+	"  return string.format('%.0f', v)\n"
+	"end\n"
+	"local claimed = 0\n"
+	"local function claim(h, x, s)\n"
+	"  local sk = num(s)\n"
+	"  local occ = 'pw:occ:' .. h[1] .. ':' .. x .. ':' .. h[3] .. ':' .. sk\n"
+	"  if not redis.call('SET', occ, '1', 'NX', 'PX', num(s - now + 86400000)) then\n"
+	"    return\n"
+	"  end\n"
+	"  local raw = redis.call('HGET', 'pw:promo:' .. h[2], x)\n"
+	"  if not raw then\n"
+	"    return\n"
+	"  end\n"
+	"  local ok, st = pcall(cjson.decode, raw)\n"
+	"  if not ok or type(st) ~= 'table' or st.deleted == true or\n"
+	"     type(st.data) ~= 'string' then\n"
+	"    return\n"
+	"  end\n"
+	"  local hash = redis.sha1hex(h[1] .. '\\0' .. x .. '\\0' .. h[3] .. '\\0' .. sk)\n"
+	"  local job = cjson.encode({\n"
+	"    webhookId = h[1],\n"
+	"    messageId = 'msg_' .. string.sub(hash, 1, 32),\n"
+	"    eventId = x .. ':' .. h[3] .. ':' .. sk,\n"
+	"    event = h[4],\n"
+	"    companyId = h[2],\n"
+	"    occurredAt = ARGV[2],\n"
+	"    period = h[5],\n"
+	"    periodValue = h[6],\n"
+	"    attempt = 1,\n"
+	"    data = st.data,\n"
+	"  })\n"
+	"  local rid = h[1] .. ':' .. ARGV[1] .. ':' .. num(redis.call('INCR', KEYS[2]))\n"
+	"  redis.call('HSET', KEYS[4], rid, (string.gsub(job, '\\\\/', '/')))\n"
+	"  redis.call('ZADD', KEYS[3], ARGV[1], rid)\n"
+	"  claimed = claimed + 1\n"
+	"end\n"
+	"local cut = false\n"
+	"for _, h in ipairs(hooks) do\n"
+	"  local idx = 'pw:promo-' .. h[3] .. ':' .. h[2]\n"
+	"  local p = h[7]\n"
+	"  local hi = now + p\n"
+	"  local mark = 'pw:sched:' .. h[1] .. ':' .. h[3]\n"
+	"  local done, gen\n"
+	"  local w = redis.call('GET', mark)\n"
+	"  if w then\n"
+	"    local wpass, wp, wdone, wgen = string.match(w, '^(%d+):(%d+):(%d+):(%d+)$')\n"
+	"    if wpass and tonumber(wpass) == pass - 1 and tonumber(wp) == p then\n"
+	"      done = tonumber(wdone)\n"
+	"      gen = tonumber(wgen)\n"
+	"    end\n"
+	"  end\n"
+	"  if not cut and done then\n"
+	"    local l = fresh[h[2]] or {}\n"
+	"    local top = math.min(done, hi)\n"
+	"    local a, b = 1, #l + 1\n"
+	"    while a < b do\n"
+	"      local mid = math.floor((a + b) / 2)\n"
+	"      if l[mid][1] > gen then\n"
+	"        b = mid\n"
+	"      else\n"
+	"        a = mid + 1\n"
+	"      end\n"
+	"    end\n"
+	"    for i = a, #l do\n"
+	"      local s = score(idx, l[i][2])\n"
+	"      if s and s > now and s <= top then\n"
+	"        claim(h, l[i][2], s)\n"
+	"        if claimed >= budget then\n"
+	"          cut = true\n"
+	"          gen = l[i][1]\n"
+	"          break\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
+	"    if not cut then\n"
+	"      gen = gen0\n"
+	"    end\n"
+	"  elseif not cut then\n"
+	"    done = now\n"
+	"    gen = gen0\n"
+	"  end\n"
+	"  if not cut and done < hi then\n"
+	"    local r = redis.call('ZRANGEBYSCORE', idx, '(' .. num(math.max(done, now)),\n"
+	"                         num(hi), 'WITHSCORES')\n"
+	"    local reached = hi\n"
+	"    for i = 1, #r, 2 do\n"
+	"      local s = tonumber(r[i + 1])\n"
+	"      claim(h, r[i], s)\n"
+	"      if claimed >= budget then\n"
+	"        cut = true\n"
+	"        reached = s - 1\n"
+	"        break\n"
+	"      end\n"
+	"    end\n"
+	"    done = math.max(done, reached)\n"
+	"  end\n"
+	"  if done then\n"
+	"    redis.call('SET', mark, num(pass) .. ':' .. num(p) .. ':' .. num(done) ..\n"
+	"               ':' .. num(gen), 'PX', 86400000)\n"
+	"  end\n"
+	"end\n"
+	"if not cut then\n"
+	"  redis.call('DEL', KEYS[5])\n"
+	"end\n"
+	"return {'ok', claimed}\n";
+
 static const char *const script_src[SCRIPT_COUNT] = {
 	lua_create, lua_replace, lua_delete, lua_settings_put, lua_list,
 	lua_load_all, lua_record_failure, lua_record_success, lua_log_attempts,
 	lua_retry_claim, lua_outbox_claim, lua_outbox_ack, lua_counts,
+	lua_promo_apply, lua_period_scan,
 };
 
 /* ---- types ---- */
@@ -418,6 +659,8 @@ enum op_kind {
 	OP_OUTBOX_CLAIM,
 	OP_OUTBOX_ACK,
 	OP_COUNTS,
+	OP_PROMO_APPLY,
+	OP_PERIOD_SCAN,
 };
 
 enum op_state {
@@ -442,6 +685,7 @@ struct store_op {
 		store_attempts_cb *attempts;
 		store_claim_cb *claim;
 		store_counts_cb *counts;
+		store_scan_cb *scan;
 	} cb;
 	void *arg;
 	int cancelled;         /* store_cancel: finish without calling back */
@@ -641,6 +885,7 @@ static void op_fail(struct store_op *op, enum store_status status)
 		case OP_SETTINGS_PUT:
 		case OP_SUCCESS:
 		case OP_OUTBOX_ACK:
+		case OP_PROMO_APPLY:
 			op->cb.write(op->arg, status, 0);
 			break;
 		case OP_SETTINGS_GET:
@@ -664,6 +909,9 @@ static void op_fail(struct store_op *op, enum store_status status)
 			break;
 		case OP_COUNTS:
 			op->cb.counts(op->arg, status, 0, 0);
+			break;
+		case OP_PERIOD_SCAN:
+			op->cb.scan(op->arg, status, 0, 0);
 			break;
 		}
 	}
@@ -1088,6 +1336,31 @@ static void finish_counts(struct store_op *op, const redisReply *r)
 		op->cb.counts(op->arg, status, retries, notices);
 }
 
+/* A period scan's answer: {"ok", claimed} or {"skipped"}. */
+static void finish_scan(struct store_op *op, const redisReply *r)
+{
+	enum store_status status = STORE_ERROR;
+	const redisReply *s = NULL;
+	int64_t claimed = 0;
+	int skipped = 0;
+
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING)
+		s = r->element[0];
+	if (s && strcmp(s->str, "skipped") == 0) {
+		status = STORE_OK;
+		skipped = 1;
+	} else if (s && strcmp(s->str, "ok") == 0 && r->elements == 2 &&
+		   reply_int64(r->element[1], &claimed) == 0 && claimed >= 0) {
+		status = STORE_OK;
+	} else {
+		log_warn("redis script answered unexpectedly", "op=%s", op->name);
+		claimed = 0;
+	}
+	if (!op->cancelled)
+		op->cb.scan(op->arg, status, (size_t)claimed, skipped);
+}
+
 static void finish_op(struct store_op *op, const redisReply *r)
 {
 	struct store_snapshot *snap;
@@ -1107,6 +1380,7 @@ static void finish_op(struct store_op *op, const redisReply *r)
 	case OP_SETTINGS_PUT:
 	case OP_SUCCESS:
 	case OP_OUTBOX_ACK:
+	case OP_PROMO_APPLY:
 		status = parse_write(r, &v);
 		if (status == STORE_ERROR)
 			log_warn("redis script answered unexpectedly", "op=%s", op->name);
@@ -1142,6 +1416,9 @@ static void finish_op(struct store_op *op, const redisReply *r)
 		break;
 	case OP_COUNTS:
 		finish_counts(op, r);
+		break;
+	case OP_PERIOD_SCAN:
+		finish_scan(op, r);
 		break;
 	}
 }
@@ -2163,5 +2440,135 @@ int store_counts(struct store *st, store_counts_cb *cb, void *arg)
 	op_args(op, "2");
 	op_args(op, "pw:retries");
 	op_args(op, "pw:outbox");
+	return op_start(st, op);
+}
+
+/* ---- promotions and their period occurrences ---- */
+
+/* ms, or null when absent. */
+static void add_ms_or_null(struct buf *out, int has, int64_t ms)
+{
+	if (has)
+		buf_addf(out, "%lld", (long long)ms);
+	else
+		buf_adds(out, "null");
+}
+
+int store_promotion_apply(struct store *st, const struct store_promotion *pr,
+			  store_write_cb *cb, void *arg)
+{
+	struct buf doc, member;
+	struct store_op *op;
+
+	if (!pr->company_id || !pr->promotion_id || (!pr->deleted && !pr->data))
+		return -1;
+	op = start_write(st, OP_PROMO_APPLY, "promotion_apply", SCRIPT_PROMO_APPLY,
+			 cb, arg);
+	if (!op)
+		return -1;
+	/* The state as store.h lays it out; a tombstone keeps only the time
+	 * that orders it against late events. */
+	buf_init(&doc, OP_ARGS_MAX);
+	buf_addf(&doc, "{\"time\":%lld,", (long long)pr->event_time_ms);
+	if (pr->deleted) {
+		buf_adds(&doc, "\"deleted\":true}");
+	} else {
+		buf_adds(&doc, "\"deleted\":false,\"data\":");
+		buf_add_json_string(&doc, pr->data, pr->data_len);
+		buf_adds(&doc, ",\"start\":");
+		add_ms_or_null(&doc, pr->has_start, pr->start_ms);
+		buf_adds(&doc, ",\"end\":");
+		add_ms_or_null(&doc, pr->has_end, pr->end_ms);
+		buf_addc(&doc, '}');
+	}
+	buf_init(&member, OP_ARGS_MAX);
+	buf_adds(&member, pr->company_id);
+	buf_addc(&member, '\n');
+	buf_adds(&member, pr->promotion_id);
+	op_args(op, "5");
+	op_argkey(op, "pw:promo:", pr->company_id, "");
+	op_argkey(op, "pw:promo-start:", pr->company_id, "");
+	op_argkey(op, "pw:promo-end:", pr->company_id, "");
+	op_args(op, "pw:promo-fresh");
+	op_args(op, "pw:promo-gen");
+	op_args(op, pr->promotion_id);
+	op_argnum(op, pr->event_time_ms);
+	op_args(op, pr->deleted ? "1" : "0");
+	op_arg(op, buf_str(&doc), doc.len);
+	if (!pr->deleted && pr->has_start)
+		op_argnum(op, pr->start_ms);
+	else
+		op_args(op, "");
+	if (!pr->deleted && pr->has_end)
+		op_argnum(op, pr->end_ms);
+	else
+		op_args(op, "");
+	op_arg(op, buf_str(&member), member.len);
+	if (doc.failed || member.failed)
+		op->args.failed = 1;
+	buf_release(&doc);
+	buf_release(&member);
+	return op_start(st, op);
+}
+
+int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
+		      int64_t lock_ms, const struct store_period_hook *hooks,
+		      size_t n, store_scan_cb *cb, void *arg)
+{
+	struct store_op *op;
+	struct buf list;
+	size_t i, k = 0;
+
+	op = op_new(st, OP_PERIOD_SCAN, "period_scan", SCRIPT_PERIOD_SCAN, arg);
+	if (!op)
+		return -1;
+	op->cb.scan = cb;
+	buf_init(&list, OP_ARGS_MAX);
+	buf_addc(&list, '[');
+	for (i = 0; i < n; i++) {
+		const struct store_period_hook *h = &hooks[i];
+		const char *event = event_type_name(h->type);
+		const char *period = period_unit_name(h->period);
+		const char *which;
+
+		if (h->type == EVENT_PROMOTION_STARTING_IN_PERIOD)
+			which = "start";
+		else if (h->type == EVENT_PROMOTION_ENDING_IN_PERIOD)
+			which = "end";
+		else
+			which = NULL;
+		if (!which || !period || !h->webhook_id || !h->company_id ||
+		    h->period_ms <= 0 || h->period_value <= 0) {
+			log_debug("period hook skipped", "webhook=%s",
+				  h->webhook_id ? h->webhook_id : "-");
+			continue;
+		}
+		if (k++ > 0)
+			buf_addc(&list, ',');
+		buf_addc(&list, '[');
+		buf_add_json_string(&list, h->webhook_id, strlen(h->webhook_id));
+		buf_addc(&list, ',');
+		buf_add_json_string(&list, h->company_id, strlen(h->company_id));
+		buf_addf(&list, ",\"%s\",\"%s\",\"%s\",%lld,%lld]", which, event,
+			 period, (long long)h->period_value,
+			 (long long)h->period_ms);
+	}
+	buf_addc(&list, ']');
+	op_args(op, "7");
+	op_args(op, "pw:scheduler:lock");
+	op_args(op, "pw:seq");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:retry-jobs");
+	op_args(op, "pw:promo-fresh");
+	op_args(op, "pw:sched:pass");
+	op_args(op, "pw:promo-gen");
+	op_argnum(op, now_ms);
+	op_args(op, now_text);
+	op_argnum(op, lock_ms > 0 ? lock_ms : 1);
+	op_arg(op, buf_str(&list), list.len);
+	op_argnum(op, SCAN_CLAIM_MAX);
+	if (list.failed)
+		op->args.failed = 1;
+	buf_release(&list);
 	return op_start(st, op);
 }

@@ -338,13 +338,30 @@ int store_counts(struct store *st, store_counts_cb *cb, void *arg);
  *                                     "start": ms|null, "end": ms|null}
  *   pw:promo-start:<companyId>  ZSET  promotion id -> start date (ms)
  *   pw:promo-end:<companyId>    ZSET  promotion id -> end date (ms)
+ *   pw:promo-fresh              ZSET  "<companyId>\n<promotionId>" of every
+ *                                     promotion whose start or end was set
+ *                                     or moved since the last scheduler
+ *                                     pass that finished (which empties
+ *                                     it), scored with pw:promo-gen
+ *   pw:promo-gen                STRING a counter of such changes
  *   pw:occ:<webhookId>:<promotionId>:<start|end>:<S ms>
  *                               STRING set once when the occurrence is
- *                                     claimed; expires after S
+ *                                     claimed; expires a day after S
+ *   pw:scheduler:lock           STRING held for one pass's lock_ms
+ *   pw:sched:pass               STRING the number of the last pass
+ *   pw:sched:<webhookId>:<start|end>
+ *                               STRING the hook's mark: "<pass>:<P ms>:<done
+ *                                     ms>:<gen>": every S <= done and every
+ *                                     change up to pw:promo-gen = gen was
+ *                                     looked at; expires after a day
+ *                                     without a pass
  * A claimed occurrence becomes a retry job (attempt 1, due at once) in
  * pw:retries/pw:retry-jobs in the same step, so the retry machinery
  * delivers it at least once with a stable webhook-id, under the failure
  * rule and the retry schedule, even if the claiming replica dies.
+ * Tombstones stay in pw:promo:<c> (a few dozen bytes each) so that no late
+ * event can bring a deleted promotion back. The scripts name keys they
+ * compute (per company, per occurrence): one Redis, not Redis Cluster.
  */
 
 /* The state of one promotion after a Promotion.Created/Updated/Deleted. */
@@ -362,7 +379,14 @@ struct store_promotion {
 	int64_t end_ms;
 };
 
-/* Applies one promotion change atomically (see event_time_ms). */
+/*
+ * Applies one promotion change atomically (see event_time_ms; at the same
+ * time a tombstone wins over a change that is not a deletion, a change
+ * equal in time to a live state replaces it). version in the callback is
+ * 1 when the change was applied, 0 when it was ignored as stale. Returns
+ * -1 without starting when company_id or promotion_id is missing, or data
+ * for a change that is not a deletion.
+ */
 int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 			  store_write_cb *cb, void *arg);
 
@@ -389,6 +413,18 @@ typedef void store_scan_cb(void *arg, enum store_status status,
  * stable per occurrence, occurredAt = now_text, data = the promotion's last
  * known data). One replica scans per tick (a short lock); claims are
  * exactly once whatever the number of replicas and restarts.
+ *
+ * Cost: a hook that was in the previous pass with the same P looks only
+ * at the dates that entered its window since that pass (the date index,
+ * O(log n) plus what it finds) and at the dates set since it last looked
+ * (pw:promo-fresh, ordered by change); any other hook (new, enabled again, P changed, or left out of
+ * a pass by a replica whose cache lagged) looks at its whole window,
+ * O(log n + m). So a tick costs O(hooks * log n + dates changed) plus the
+ * occurrences that became due. At most 1000 occurrences are claimed in
+ * one pass; the next passes go on where it stopped. Hooks with a type that is
+ * not a period event, without a period, or with P <= 0 are skipped. The
+ * hooks travel as one argument, so a pass holds up to about 25,000 hooks
+ * (the store's 4 MiB cap on a command).
  */
 int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 		      int64_t lock_ms, const struct store_period_hook *hooks,

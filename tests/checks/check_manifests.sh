@@ -195,12 +195,13 @@ fi
 # --- libraries of the built binaries vs the runtime stages ------------------
 
 # Prints the Debian packages of the shared libraries BINARY links against
-# directly (libc6 excluded: it is in every base image).
+# directly (libc6 and its multilib variants, which dpkg -S may name for the
+# same soname, excluded: glibc is in every base image).
 runtime_packages() {
 	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | while read -r lib; do
 		pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n 1 | cut -d: -f1)
 		echo "${pkg:-?$lib}"
-	done | grep -vx libc6 | sort -u
+	done | grep -vE "^libc6(-i386|-x32|-amd64)?$" | sort -u
 }
 echo "" >"$tmp/libs"
 if [ -n "${PW_BIN:-}" ] && [ -x "${PW_BIN:-}" ] && command -v readelf >/dev/null && command -v dpkg >/dev/null; then

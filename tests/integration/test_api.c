@@ -295,9 +295,12 @@ static void test_event_types(void)
 	CHECK_INT(r.code, 200);
 	CHECK(jstr(&r, "data", "couponCode") != NULL);
 	resp_free(&r);
-	/* XML arrives with a later issue */
+	/* The XML sample comes from the same renderer as real deliveries. */
 	GET(&r, "/v1/event-types/Promotion.Created/sample-payload?format=xml");
-	CHECK_ERROR(&r, 501, "not_implemented", NULL);
+	CHECK_INT(r.code, 200);
+	CHECK(strncmp(r.ctype, "application/xml", 15) == 0);
+	CHECK(r.body && strstr(r.body, "<WebhookEvent>") != NULL);
+	CHECK(r.body && strstr(r.body, "<Event>Promotion.Created</Event>") != NULL);
 	resp_free(&r);
 	GET(&r, "/v1/event-types/Promotion.Created/sample-payload?format=yaml");
 	CHECK_ERROR(&r, 400, "validation_failed", "format");
@@ -564,7 +567,10 @@ static void test_webhooks(struct registry *reg)
 	CHECK_INT(r.code, 200);
 	resp_free(&r);
 	GET(&r, sub);
-	CHECK_ERROR(&r, 501, "not_implemented", NULL); /* XML: a later issue */
+	/* The company setting now makes it XML. */
+	CHECK_INT(r.code, 200);
+	CHECK(strncmp(r.ctype, "application/xml", 15) == 0);
+	CHECK(r.body && strstr(r.body, "<Event>Promotion.Updated</Event>") != NULL);
 	resp_free(&r);
 	SEND(&r, EVHTTP_REQ_PATCH, path, "{\"payloadDataType\":\"Json\"}");
 	resp_free(&r);

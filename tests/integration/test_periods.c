@@ -1,0 +1,981 @@
+/*
+ * Integration test of the period-event half of store.c against a real
+ * Redis (REDIS_URL): promotion changes applied in event-time order (late
+ * events, tombstones, moved dates), and the scheduler pass: the window
+ * S - P <= now < S to the millisecond, passed dates, other companies,
+ * starting and ending, exactly-once claims across two stores racing and
+ * across the per-hook shortcut (fresh dates, a hook left out of a pass, a
+ * changed period), the lock, the retry job the pipeline reads back, and
+ * the cost of a pass over 10,000 promotions (printed, not asserted).
+ */
+#include "promo_webhooks/event.h"
+#include "promo_webhooks/log.h"
+#include "promo_webhooks/retryjob.h"
+#include "promo_webhooks/store.h"
+#include "promo_webhooks/webhook.h"
+#include "testutil.h"
+#include "itest.h"
+
+#include <signal.h>
+
+#include <yajl/yajl_tree.h>
+
+#define TEST_DB 14
+#define ACME "acme"
+#define GLOBEX "globex"
+#define NOW0 1767225600000LL   /* 2026-01-01T00:00:00Z */
+#define MINUTE 60000LL
+#define HOUR (60 * MINUTE)
+#define DAY (24 * HOUR)
+#define W1 "b0000000000000000000000000000001"
+#define W2 "b0000000000000000000000000000002"
+#define W3 "b0000000000000000000000000000003"
+#define WG "b00000000000000000000000000000a1"
+
+static struct event_base *base;
+static struct config cfg;
+static redisContext *raw;
+static struct store *sa, *sb; /* two replicas' stores */
+
+/* ---- capturing callback results ---- */
+
+struct wres {
+	int done;
+	enum store_status status;
+	int64_t version;
+};
+
+static void on_write(void *arg, enum store_status status, int64_t version)
+{
+	struct wres *r = arg;
+
+	r->done = 1;
+	r->status = status;
+	r->version = version;
+}
+
+struct sres {
+	int done;
+	enum store_status status;
+	size_t claimed;
+	int skipped;
+};
+
+static void on_scan(void *arg, enum store_status status, size_t claimed,
+		    int skipped)
+{
+	struct sres *r = arg;
+
+	r->done = 1;
+	r->status = status;
+	r->claimed = claimed;
+	r->skipped = skipped;
+}
+
+static int is_done(void *arg)
+{
+	return *(int *)arg;
+}
+
+static void wait_done(void *r)
+{
+	if (itest_run_until(base, is_done, r, 10000) < 0) {
+		fprintf(stderr, "operation did not complete\n");
+		exit(1);
+	}
+}
+
+/* ---- promotions ---- */
+
+struct promo {
+	const char *company;
+	const char *id;
+	int64_t time;
+	int deleted;
+	const char *data;   /* NULL: {"promotionId":"<id>"} */
+	int64_t start;      /* 0: none */
+	int64_t end;        /* 0: none */
+};
+
+/* Applies one change through st; returns 1 applied, 0 ignored. */
+static int64_t apply_on(struct store *st, const struct promo *p)
+{
+	struct store_promotion pr;
+	struct wres r;
+	char data[256];
+
+	if (p->data)
+		snprintf(data, sizeof(data), "%s", p->data);
+	else
+		snprintf(data, sizeof(data), "{\"promotionId\":\"%s\"}", p->id);
+	memset(&pr, 0, sizeof(pr));
+	pr.company_id = p->company;
+	pr.promotion_id = p->id;
+	pr.event_time_ms = p->time;
+	pr.deleted = p->deleted;
+	pr.data = data;
+	pr.data_len = strlen(data);
+	pr.has_start = p->start != 0;
+	pr.start_ms = p->start;
+	pr.has_end = p->end != 0;
+	pr.end_ms = p->end;
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_promotion_apply(st, &pr, on_write, &r), 0);
+	CHECK_INT(r.done, 0); /* never called back from inside the call */
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_OK);
+	return r.version;
+}
+
+static int64_t apply(const struct promo *p)
+{
+	return apply_on(sa, p);
+}
+
+/* Shorthand: a promotion of company with a start (and no end). */
+static void promo_start(const char *company, const char *id, int64_t start)
+{
+	struct promo p = { company, id, NOW0 - HOUR, 0, NULL, start, 0 };
+
+	CHECK_INT(apply(&p), 1);
+}
+
+/* ---- raw Redis ---- */
+
+/* The score of member in the sorted set key, or -1 when absent. */
+static long long zscore(const char *key, const char *member)
+{
+	redisReply *rr = itest_cmd(raw, "ZSCORE %s %s", key, member);
+	long long v = -1;
+
+	if (rr->type == REDIS_REPLY_STRING)
+		v = strtoll(rr->str, NULL, 10);
+	freeReplyObject(rr);
+	return v;
+}
+
+static char *hget(const char *key, const char *field)
+{
+	redisReply *rr = itest_cmd(raw, "HGET %s %s", key, field);
+	char *s = rr->type == REDIS_REPLY_STRING ? strdup(rr->str) : NULL;
+
+	freeReplyObject(rr);
+	return s;
+}
+
+static long long count_keys(const char *pattern)
+{
+	redisReply *rr = itest_cmd(raw, "KEYS %s", pattern);
+	long long n = (long long)rr->elements;
+
+	freeReplyObject(rr);
+	return n;
+}
+
+/* ---- JSON ---- */
+
+static yajl_val jparse(const char *s)
+{
+	char err[128];
+	yajl_val v = yajl_tree_parse(s, err, sizeof(err));
+
+	if (!v)
+		fprintf(stderr, "unparsable JSON (%s): %s\n", err, s);
+	return v;
+}
+
+static yajl_val jfield(yajl_val obj, const char *name)
+{
+	const char *path[2] = { name, NULL };
+
+	return yajl_tree_get(obj, path, yajl_t_any);
+}
+
+/* ---- the scheduler pass ---- */
+
+static struct store_period_hook mkhook(const char *id, const char *company,
+				       enum event_type type, enum period_unit unit,
+				       int64_t value)
+{
+	struct store_period_hook h;
+
+	h.webhook_id = id;
+	h.company_id = company;
+	h.type = type;
+	h.period = unit;
+	h.period_value = value;
+	h.period_ms = value * period_unit_minutes(unit) * MINUTE;
+	return h;
+}
+
+static struct sres scan_on(struct store *st, int64_t now,
+			   const struct store_period_hook *hooks, size_t n)
+{
+	char text[40];
+	struct sres r;
+
+	event_format_time(now, text, sizeof(text));
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_period_scan(st, now, text, 1000, hooks, n, on_scan, &r), 0);
+	CHECK_INT(r.done, 0);
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_OK);
+	return r;
+}
+
+/* One pass through sa with the lock cleared first (the lock is tested on
+ * its own): the number claimed. */
+static long long scan(int64_t now, const struct store_period_hook *hooks, size_t n)
+{
+	struct sres r;
+
+	itest_cmd_ok(raw, "DEL pw:scheduler:lock");
+	r = scan_on(sa, now, hooks, n);
+	CHECK_INT(r.skipped, 0);
+	return (long long)r.claimed;
+}
+
+/* The queued jobs, decoded as the pipeline decodes them. */
+struct jobs {
+	size_t n;
+	struct retry_job job[64];
+	char *rid[64];
+	long long due[64];
+};
+
+static void jobs_release(struct jobs *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		retry_job_release(&j->job[i]);
+		free(j->rid[i]);
+	}
+	j->n = 0;
+}
+
+static void read_jobs(struct jobs *j)
+{
+	redisReply *rr = itest_cmd(raw, "HGETALL pw:retry-jobs");
+	size_t i;
+
+	j->n = 0;
+	for (i = 0; i + 1 < rr->elements && j->n < 64; i += 2) {
+		char err[128];
+		const redisReply *v = rr->element[i + 1];
+
+		if (retry_job_decode(&j->job[j->n], v->str, v->len, err, sizeof(err)) < 0) {
+			fprintf(stderr, "undecodable job %s: %s\n", v->str, err);
+			CHECK(0);
+			continue;
+		}
+		j->rid[j->n] = strdup(rr->element[i]->str);
+		j->due[j->n] = zscore("pw:retries", rr->element[i]->str);
+		j->n++;
+	}
+	freeReplyObject(rr);
+}
+
+/* The job for event id eid ("<X>:<start|end>:<S>"), or NULL. */
+static const struct retry_job *job_for(const struct jobs *j, const char *eid)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		if (strcmp(j->job[i].event_id, eid) == 0)
+			return &j->job[i];
+	return NULL;
+}
+
+static void event_id(char *out, size_t len, const char *x, const char *which,
+		     int64_t s)
+{
+	snprintf(out, len, "%s:%s:%lld", x, which, (long long)s);
+}
+
+/* ---- tests ---- */
+
+/* Changes apply in event-time order: a late Updated is ignored, a deleted
+ * promotion stays deleted (also against an Updated of the same ms), moved
+ * dates replace the old index entries, a later Created brings it back. */
+static void test_apply_order(void)
+{
+	struct promo p = { ACME, "P1", 1000, 0, "{\"promotionId\":\"P1\",\"url\":\"https://x.example/a/b\",\"q\":\"\\\\/\\u00e9\"}",
+			   NOW0 + HOUR, NOW0 + DAY };
+	yajl_val st;
+	char *doc;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), NOW0 + HOUR);
+	CHECK_INT(zscore("pw:promo-end:" ACME, "P1"), NOW0 + DAY);
+	doc = hget("pw:promo:" ACME, "P1");
+	st = doc ? jparse(doc) : NULL;
+	CHECK(st != NULL);
+	if (st) {
+		yajl_val data = jfield(st, "data");
+
+		CHECK_INT(YAJL_GET_INTEGER(jfield(st, "time")), 1000);
+		CHECK(YAJL_IS_FALSE(jfield(st, "deleted")));
+		CHECK(data && YAJL_IS_STRING(data));
+		CHECK_STR(data ? YAJL_GET_STRING(data) : NULL, p.data);
+		CHECK_INT(YAJL_GET_INTEGER(jfield(st, "start")), NOW0 + HOUR);
+		CHECK_INT(YAJL_GET_INTEGER(jfield(st, "end")), NOW0 + DAY);
+		yajl_tree_free(st);
+	}
+	free(doc);
+	CHECK_INT(count_keys("pw:promo-fresh"), 1);
+
+	/* Updated: new start, no end. */
+	p.time = 2000;
+	p.start = NOW0 + 2 * HOUR;
+	p.end = 0;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), NOW0 + 2 * HOUR);
+	CHECK_INT(zscore("pw:promo-end:" ACME, "P1"), -1);
+
+	/* A late Updated (older event time) brings no older dates back. */
+	p.time = 1500;
+	p.start = NOW0 + 3 * HOUR;
+	p.end = NOW0 + DAY;
+	CHECK_INT(apply(&p), 0);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), NOW0 + 2 * HOUR);
+	CHECK_INT(zscore("pw:promo-end:" ACME, "P1"), -1);
+
+	/* The same event again (a redelivery) applies, harmlessly. */
+	p.time = 2000;
+	p.start = NOW0 + 2 * HOUR;
+	p.end = 0;
+	CHECK_INT(apply(&p), 1);
+
+	/* Deleted: a tombstone, both indexes cleared. */
+	p.time = 3000;
+	p.deleted = 1;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), -1);
+	CHECK_INT(zscore("pw:promo-end:" ACME, "P1"), -1);
+	doc = hget("pw:promo:" ACME, "P1");
+	CHECK_STR(doc, "{\"time\":3000,\"deleted\":true}");
+	free(doc);
+
+	/* Out of order after the delete: no resurrection, not even at the
+	 * same millisecond. */
+	p.deleted = 0;
+	p.time = 2500;
+	p.start = NOW0 + 4 * HOUR;
+	CHECK_INT(apply(&p), 0);
+	p.time = 3000;
+	CHECK_INT(apply(&p), 0);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), -1);
+
+	/* A Created later than the delete is a promotion again. */
+	p.time = 4000;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), NOW0 + 4 * HOUR);
+
+	/* A delete of a promotion never seen leaves a tombstone that a late
+	 * Created cannot get past. */
+	p.id = "P2";
+	p.time = 5000;
+	p.deleted = 1;
+	CHECK_INT(apply(&p), 1);
+	p.deleted = 0;
+	p.time = 4900;
+	CHECK_INT(apply(&p), 0);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P2"), -1);
+
+	/* Companies are apart. */
+	p.company = GLOBEX;
+	p.id = "P1";
+	p.time = 1;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(zscore("pw:promo-start:" GLOBEX, "P1"), NOW0 + 4 * HOUR);
+	CHECK_INT(zscore("pw:promo-start:" ACME, "P1"), NOW0 + 4 * HOUR);
+}
+
+/* The window to the millisecond: S == now is not due (passed), S - P ==
+ * now is due, S - P == now + 1 is not yet; a passed S never fires; the
+ * job is the pipeline's format. */
+static void test_window(void)
+{
+	struct store_period_hook h = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					    PERIOD_MINUTES, 1);
+	const int64_t now = NOW0;
+	const struct retry_job *j;
+	struct jobs jobs;
+	char eid[128], text[40];
+	redisReply *rr;
+	size_t i;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	promo_start(ACME, "at-now", now);                   /* S == now: passed */
+	promo_start(ACME, "edge", now + MINUTE);            /* S - P == now: due */
+	promo_start(ACME, "next", now + MINUTE + 1);        /* due 1 ms later */
+	promo_start(ACME, "soon", now + 1);                 /* due */
+	promo_start(ACME, "past", now - 1);                 /* passed */
+	promo_start(ACME, "later", now + 2 * MINUTE);       /* not yet */
+	{
+		struct promo e = { ACME, "end-only", NOW0 - HOUR, 0, NULL, 0, now + 10 };
+
+		CHECK_INT(apply(&e), 1); /* an end date: not for a Starting hook */
+	}
+
+	CHECK_INT(scan(now, &h, 1), 2);
+	read_jobs(&jobs);
+	CHECK_INT(jobs.n, 2);
+	event_id(eid, sizeof(eid), "edge", "start", now + MINUTE);
+	j = job_for(&jobs, eid);
+	CHECK(j != NULL);
+	event_format_time(now, text, sizeof(text));
+	if (j) {
+		char want_id[64];
+
+		CHECK_STR(j->webhook_id, W1);
+		CHECK_STR(j->company_id, ACME);
+		CHECK_INT(j->type, EVENT_PROMOTION_STARTING_IN_PERIOD);
+		CHECK_STR(j->occurred_at, text);
+		CHECK_INT(j->period, PERIOD_MINUTES);
+		CHECK_INT(j->period_value, 1);
+		CHECK_INT(j->attempt, 1);
+		CHECK_STR(j->data, "{\"promotionId\":\"edge\"}");
+		/* msg_ + 32 hex of SHA-1(W NUL X NUL which NUL S) */
+		rr = itest_cmd(raw, "EVAL %s 0 %b", "return redis.sha1hex(ARGV[1])",
+			       W1 "\0edge\0start\0" "1767225660000",
+			       sizeof(W1 "\0edge\0start\0" "1767225660000") - 1);
+		CHECK_INT(rr->type, REDIS_REPLY_STRING);
+		snprintf(want_id, sizeof(want_id), "msg_%.32s", rr->str);
+		freeReplyObject(rr);
+		CHECK_STR(j->message_id, want_id);
+		CHECK_INT(strlen(j->message_id), 36);
+	}
+	event_id(eid, sizeof(eid), "soon", "start", now + 1);
+	CHECK(job_for(&jobs, eid) != NULL);
+	for (i = 0; i < jobs.n; i++) {
+		char prefix[64];
+
+		/* "<webhookId>:<due ms>:<seq>", due now */
+		snprintf(prefix, sizeof(prefix), "%s:%lld:", W1, (long long)now);
+		CHECK(strncmp(jobs.rid[i], prefix, strlen(prefix)) == 0);
+		CHECK_INT(jobs.due[i], now);
+	}
+	jobs_release(&jobs);
+	CHECK_INT(count_keys("pw:occ:*"), 2);
+
+	/* The same instant again: nothing new. 1 ms later: "next" enters. */
+	CHECK_INT(scan(now, &h, 1), 0);
+	CHECK_INT(scan(now + 1, &h, 1), 1);
+	read_jobs(&jobs);
+	event_id(eid, sizeof(eid), "next", "start", now + MINUTE + 1);
+	CHECK(job_for(&jobs, eid) != NULL);
+	CHECK_INT(jobs.n, 3);
+	jobs_release(&jobs);
+
+	/* Much later (every S passed but "later", due now): "at-now" and
+	 * "past" never fired. A whole window again (a new mark) too. */
+	CHECK_INT(scan(now + MINUTE + 5, &h, 1), 1);
+	itest_cmd_ok(raw, "DEL pw:sched:" W1 ":start");
+	CHECK_INT(scan(now + MINUTE + 6, &h, 1), 0);
+	read_jobs(&jobs);
+	CHECK_INT(jobs.n, 4);
+	event_id(eid, sizeof(eid), "at-now", "start", now);
+	CHECK(job_for(&jobs, eid) == NULL);
+	event_id(eid, sizeof(eid), "past", "start", now - 1);
+	CHECK(job_for(&jobs, eid) == NULL);
+	jobs_release(&jobs);
+
+	/* The occurrence keys go away after S. */
+	rr = itest_cmd(raw, "PTTL pw:occ:" W1 ":edge:start:%lld", (long long)(now + MINUTE));
+	CHECK(rr->type == REDIS_REPLY_INTEGER && rr->integer > DAY &&
+	      rr->integer <= DAY + MINUTE);
+	freeReplyObject(rr);
+}
+
+/* EndingInPeriod looks at the end dates; Hours and Days periods. */
+static void test_ending(void)
+{
+	struct store_period_hook hooks[2] = {
+		mkhook(W1, ACME, EVENT_PROMOTION_ENDING_IN_PERIOD, PERIOD_HOURS, 2),
+		mkhook(W2, ACME, EVENT_PROMOTION_ENDING_IN_PERIOD, PERIOD_DAYS, 1),
+	};
+	struct promo e1 = { ACME, "E1", 1, 0, NULL, NOW0 + 10, NOW0 + 2 * HOUR };
+	struct promo e2 = { ACME, "E2", 1, 0, NULL, 0, NOW0 + 3 * HOUR };
+	const struct retry_job *j;
+	struct jobs jobs;
+	char eid[128];
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	CHECK_INT(apply(&e1), 1);
+	CHECK_INT(apply(&e2), 1);
+	/* W1 (2 h): E1; W2 (1 day): E1 and E2. */
+	CHECK_INT(scan(NOW0, hooks, 2), 3);
+	read_jobs(&jobs);
+	event_id(eid, sizeof(eid), "E1", "end", NOW0 + 2 * HOUR);
+	j = job_for(&jobs, eid);
+	CHECK(j != NULL);
+	if (j) {
+		CHECK_INT(j->type, EVENT_PROMOTION_ENDING_IN_PERIOD);
+		CHECK(strcmp(j->webhook_id, W1) == 0 || strcmp(j->webhook_id, W2) == 0);
+	}
+	event_id(eid, sizeof(eid), "E2", "end", NOW0 + 3 * HOUR);
+	j = job_for(&jobs, eid);
+	CHECK(j != NULL);
+	if (j) {
+		CHECK_STR(j->webhook_id, W2);
+		CHECK_INT(j->period, PERIOD_DAYS);
+		CHECK_INT(j->period_value, 1);
+	}
+	jobs_release(&jobs);
+	/* An hour later E2 enters W1's window. */
+	CHECK_INT(scan(NOW0 + HOUR, hooks, 2), 1);
+	CHECK_INT(scan(NOW0 + HOUR + 1, hooks, 2), 0);
+}
+
+/* Another company's webhook never fires for this company's promotions. */
+static void test_other_company(void)
+{
+	struct store_period_hook hooks[2] = {
+		mkhook(WG, GLOBEX, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 5),
+		mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 5),
+	};
+	struct jobs jobs;
+	size_t i;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	promo_start(ACME, "A1", NOW0 + MINUTE);
+	CHECK_INT(scan(NOW0, hooks, 2), 1);
+	/* A new acme promotion inside the window (the fresh-date path). */
+	promo_start(ACME, "A2", NOW0 + 2 * MINUTE);
+	CHECK_INT(scan(NOW0 + 1, hooks, 2), 1);
+	read_jobs(&jobs);
+	CHECK_INT(jobs.n, 2);
+	for (i = 0; i < jobs.n; i++) {
+		CHECK_STR(jobs.job[i].webhook_id, W1);
+		CHECK_STR(jobs.job[i].company_id, ACME);
+	}
+	jobs_release(&jobs);
+	/* A globex promotion with the same id is globex's alone. */
+	promo_start(GLOBEX, "A1", NOW0 + 3 * MINUTE);
+	CHECK_INT(scan(NOW0 + 2, hooks, 2), 1);
+	read_jobs(&jobs);
+	CHECK_INT(jobs.n, 3);
+	CHECK(job_for(&jobs, "A1:start:1767225780000") != NULL &&
+	      strcmp(job_for(&jobs, "A1:start:1767225780000")->webhook_id, WG) == 0);
+	jobs_release(&jobs);
+}
+
+/* Dates set after a hook's previous pass, inside its open window: a new
+ * promotion, a moved date (the old S never fires), a deleted one. */
+static void test_changes(void)
+{
+	struct store_period_hook h = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					    PERIOD_MINUTES, 10);
+	struct promo p = { ACME, "M1", 10, 0, NULL, NOW0 + HOUR, 0 };
+	struct jobs jobs;
+	char eid[128];
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(scan(NOW0, &h, 1), 0);
+	/* Created already inside the window: found at the next pass. */
+	promo_start(ACME, "N1", NOW0 + 5 * MINUTE);
+	CHECK_INT(scan(NOW0 + 1000, &h, 1), 1);
+	/* M1 moves into the window: the new S fires at once... */
+	p.time = 20;
+	p.start = NOW0 + 3 * MINUTE;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(scan(NOW0 + 2000, &h, 1), 1);
+	/* ...and moving it back out and in again to the same S does not
+	 * fire twice. */
+	p.time = 30;
+	p.start = NOW0 + HOUR;
+	CHECK_INT(apply(&p), 1);
+	p.time = 40;
+	p.start = NOW0 + 3 * MINUTE;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(scan(NOW0 + 3000, &h, 1), 0);
+	/* The old S (NOW0 + 1 h) is gone: nothing when its window opens. */
+	p.time = 50;
+	p.start = NOW0 + 2 * HOUR;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(scan(NOW0 + HOUR - 10 * MINUTE, &h, 1), 0);
+	CHECK_INT(scan(NOW0 + HOUR - 1, &h, 1), 0);
+	/* Deleted before its window opens: nothing ever fires. */
+	promo_start(ACME, "D1", NOW0 + HOUR + 15 * MINUTE);
+	{
+		struct promo d = { ACME, "D1", NOW0, 1, NULL, 0, 0 };
+
+		CHECK_INT(apply(&d), 1);
+	}
+	CHECK_INT(scan(NOW0 + HOUR + 5 * MINUTE, &h, 1), 0);
+	CHECK_INT(scan(NOW0 + HOUR + 6 * MINUTE, &h, 1), 0);
+	itest_cmd_ok(raw, "DEL pw:sched:" W1 ":start"); /* a whole window */
+	CHECK_INT(scan(NOW0 + HOUR + 7 * MINUTE, &h, 1), 0);
+	/* The new S of M1 fires when due, once. */
+	CHECK_INT(scan(NOW0 + 2 * HOUR - 10 * MINUTE, &h, 1), 1);
+	CHECK_INT(scan(NOW0 + 2 * HOUR - 5 * MINUTE, &h, 1), 0);
+	read_jobs(&jobs);
+	CHECK_INT(jobs.n, 3);
+	event_id(eid, sizeof(eid), "M1", "start", NOW0 + 3 * MINUTE);
+	CHECK(job_for(&jobs, eid) != NULL);
+	event_id(eid, sizeof(eid), "M1", "start", NOW0 + 2 * HOUR);
+	CHECK(job_for(&jobs, eid) != NULL);
+	event_id(eid, sizeof(eid), "M1", "start", NOW0 + HOUR);
+	CHECK(job_for(&jobs, eid) == NULL);
+	jobs_release(&jobs);
+}
+
+/* A hook new to the scheduler, left out of a pass, or with a changed
+ * period looks at its whole window: a webhook created or enabled again
+ * inside the window fires at once. */
+static void test_whole_window(void)
+{
+	struct store_period_hook h1 = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					     PERIOD_MINUTES, 10);
+	struct store_period_hook h2 = mkhook(W2, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					     PERIOD_MINUTES, 10);
+	struct store_period_hook both[2] = { h1, h2 };
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	promo_start(ACME, "X1", NOW0 + 5 * MINUTE);
+	CHECK_INT(scan(NOW0, &h1, 1), 1);
+	/* W2 appears (created, or enabled again): X1 at once. */
+	CHECK_INT(scan(NOW0 + 1, both, 2), 1);
+	/* W2 is left out of one pass (disabled for a moment, or a lagging
+	 * replica's cache) in which a date lands in the window... */
+	promo_start(ACME, "X2", NOW0 + 6 * MINUTE);
+	CHECK_INT(scan(NOW0 + 2, &h1, 1), 1);
+	/* ...and still gets it when it is back. */
+	CHECK_INT(scan(NOW0 + 3, both, 2), 1);
+	CHECK_INT(scan(NOW0 + 4, both, 2), 0);
+	/* A longer period: the wider window at once. */
+	promo_start(ACME, "X3", NOW0 + 15 * MINUTE);
+	CHECK_INT(scan(NOW0 + 5, both, 2), 0);
+	h1.period_value = 20;
+	h1.period_ms = 20 * MINUTE;
+	both[0] = h1;
+	CHECK_INT(scan(NOW0 + 6, both, 2), 1);
+	CHECK_INT(scan(NOW0 + 5 * MINUTE + 1, both, 2), 1); /* X3 for W2 */
+	CHECK_INT(count_keys("pw:occ:*"), 6);
+}
+
+/* Two stores scanning at once: one scans, the other is told to skip;
+ * without the lock the occurrence keys alone keep the claims single. */
+static void test_race(void)
+{
+	struct store_period_hook hooks[3] = {
+		mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 30),
+		mkhook(W2, ACME, EVENT_PROMOTION_ENDING_IN_PERIOD, PERIOD_MINUTES, 30),
+		mkhook(W3, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_HOURS, 1),
+	};
+	struct sres ra, rb;
+	char text[40], id[32];
+	long long total = 0;
+	int i, round;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	for (i = 0; i < 20; i++) {
+		struct promo p = { ACME, id, 1, 0, NULL, NOW0 + (i + 1) * MINUTE,
+				   NOW0 + (i + 2) * MINUTE };
+
+		snprintf(id, sizeof(id), "R%d", i);
+		CHECK_INT(apply(&p), 1);
+	}
+	event_format_time(NOW0, text, sizeof(text));
+	memset(&ra, 0, sizeof(ra));
+	memset(&rb, 0, sizeof(rb));
+	itest_cmd_ok(raw, "DEL pw:scheduler:lock");
+	CHECK_INT(store_period_scan(sa, NOW0, text, 60000, hooks, 3, on_scan, &ra), 0);
+	CHECK_INT(store_period_scan(sb, NOW0, text, 60000, hooks, 3, on_scan, &rb), 0);
+	wait_done(&ra);
+	wait_done(&rb);
+	CHECK_INT(ra.status, STORE_OK);
+	CHECK_INT(rb.status, STORE_OK);
+	CHECK_INT(ra.skipped + rb.skipped, 1);
+	CHECK_INT(ra.claimed + rb.claimed, 60);
+	/* Still held: a third pass skips too, and consumes nothing. */
+	promo_start(ACME, "L1", NOW0 + 10 * MINUTE);
+	ra = scan_on(sa, NOW0 + 1, hooks, 3);
+	CHECK_INT(ra.skipped, 1);
+	CHECK_INT(ra.claimed, 0);
+	CHECK_INT(count_keys("pw:promo-fresh"), 1);
+
+	/* No lock: both stores scan every round, each with whole windows
+	 * (marks dropped), and every occurrence is claimed once. */
+	for (round = 0; round < 5; round++) {
+		itest_cmd_ok(raw, "DEL pw:scheduler:lock pw:sched:" W1 ":start "
+				  "pw:sched:" W2 ":end pw:sched:" W3 ":start");
+		memset(&ra, 0, sizeof(ra));
+		memset(&rb, 0, sizeof(rb));
+		CHECK_INT(store_period_scan(sa, NOW0 + 2 + round, text, 1, hooks, 3,
+					    on_scan, &ra), 0);
+		wait_done(&ra);
+		itest_cmd_ok(raw, "DEL pw:scheduler:lock pw:sched:" W1 ":start "
+				  "pw:sched:" W2 ":end pw:sched:" W3 ":start");
+		CHECK_INT(store_period_scan(sb, NOW0 + 2 + round, text, 1, hooks, 3,
+					    on_scan, &rb), 0);
+		wait_done(&rb);
+		CHECK_INT(ra.skipped + rb.skipped, 0);
+		total += (long long)(ra.claimed + rb.claimed);
+	}
+	CHECK_INT(total, 2); /* L1 for W1 and W3 */
+	CHECK_INT(count_keys("pw:occ:*"), 62);
+	{
+		redisReply *rr = itest_cmd(raw, "ZCARD pw:retries");
+
+		CHECK_INT(rr->integer, 62);
+		freeReplyObject(rr);
+	}
+}
+
+/* More than a pass may claim (1000): the pass stops, the next ones go on
+ * where it stopped (the hook it stopped in, the hooks after it), a date
+ * set meanwhile below where a hook got to is still found, and only the
+ * pass that finishes empties pw:promo-fresh. */
+static void test_budget(void)
+{
+	struct store_period_hook hooks[2] = {
+		mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 1),
+		mkhook(W2, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 1),
+	};
+	long long claimed, total, passes = 0;
+	struct wres r;
+	char id[32];
+	int i;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	memset(&r, 0, sizeof(r));
+	for (i = 0; i < 1500; i++) {
+		struct store_promotion pr;
+		char data[64];
+
+		snprintf(id, sizeof(id), "B%04d", i);
+		snprintf(data, sizeof(data), "{\"promotionId\":\"%s\"}", id);
+		memset(&pr, 0, sizeof(pr));
+		pr.company_id = ACME;
+		pr.promotion_id = id;
+		pr.event_time_ms = 1;
+		pr.data = data;
+		pr.data_len = strlen(data);
+		pr.has_start = 1;
+		pr.start_ms = NOW0 + 100 + (int64_t)i * 10;
+		CHECK_INT(store_promotion_apply(sa, &pr, on_write, &r), 0);
+	}
+	wait_done(&r);
+	/* W1 takes the whole budget; W2 is not reached. */
+	CHECK_INT(scan(NOW0, hooks, 2), 1000);
+	CHECK_INT(count_keys("pw:sched:" W2 ":start"), 0);
+	CHECK_INT(count_keys("pw:promo-fresh"), 1);
+	/* A date below where W1 got to. */
+	promo_start(ACME, "Z", NOW0 + 155);
+	total = 1000;
+	do {
+		claimed = scan(NOW0 + 1 + passes, hooks, 2);
+		CHECK(claimed <= 1000);
+		total += claimed;
+		passes++;
+	} while (claimed > 0 && passes < 10);
+	CHECK_INT(total, 3002);
+	CHECK_INT(passes, 4); /* 1000, 1000, 2, 0 */
+	CHECK_INT(count_keys("pw:occ:*"), 3002);
+	CHECK_INT(count_keys("pw:occ:" W1 ":Z:*"), 1);
+	CHECK_INT(count_keys("pw:occ:" W2 ":Z:*"), 1);
+	CHECK_INT(count_keys("pw:promo-fresh"), 0);
+}
+
+/* The claimed job comes back through store_retry_claim once the webhook
+ * exists, as the pipeline claims it; a job whose webhook is gone is
+ * dropped there. */
+struct claimed {
+	int done;
+	enum store_status status;
+	size_t n;
+	char payload[4096];
+};
+
+static void on_claim(void *arg, enum store_status status,
+		     const struct store_claimed *items, size_t n)
+{
+	struct claimed *c = arg;
+
+	c->done = 1;
+	c->status = status;
+	c->n = n;
+	if (n > 0)
+		snprintf(c->payload, sizeof(c->payload), "%.*s",
+			 (int)items[0].payload_len, items[0].payload);
+}
+
+static void test_retry_path(void)
+{
+	struct store_period_hook h = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					    PERIOD_MINUTES, 1);
+	const char *data = "{\"promotionId\":\"J1\",\"name\":\"50% off \\\"all\\\"\","
+			   "\"url\":\"https://shop.example/p/1\",\"n\":[1,2.5,null],"
+			   "\"u\":\"\xc3\xa9\xe2\x82\xac\"}";
+	struct promo p = { ACME, "J1", 1, 0, data, NOW0 + 30000, 0 };
+	struct webhook_error err;
+	struct retry_job job;
+	struct webhook wh;
+	struct claimed c;
+	struct wres r;
+	char e[128];
+	const char *body = "{\"event\":\"Promotion.StartingInPeriod\",\"target\":"
+			   "\"https://hooks.acme.example/p\",\"notificationPeriod\":\"Minutes\","
+			   "\"notificationPeriodValue\":1}";
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	webhook_init(&wh);
+	wh.id = strdup(W1);
+	wh.company_id = strdup(ACME);
+	CHECK_INT(webhook_apply_json(&wh, WEBHOOK_CREATE, body, strlen(body), NOW0,
+				     NULL, &err), 0);
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_webhook_create(sa, &wh, on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_OK);
+	webhook_release(&wh);
+
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(scan(NOW0, &h, 1), 1);
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(store_retry_claim(sb, NOW0, 40000, 10, on_claim, &c), 0);
+	wait_done(&c);
+	CHECK_INT(c.status, STORE_OK);
+	CHECK_INT(c.n, 1);
+	CHECK(strstr(c.payload, "\\/") == NULL); /* cjson's escape undone */
+	CHECK_INT(retry_job_decode(&job, c.payload, strlen(c.payload), e, sizeof(e)), 0);
+	CHECK_STR(job.data, data);
+	CHECK_STR(job.event_id, "J1:start:1767225630000");
+	retry_job_release(&job);
+}
+
+/* 10,000 promotions spread over a day, 20 period webhooks of their
+ * company (1 minute to 1 day): the first passes (whole windows, at most
+ * 1000 claims each, every due occurrence claimed once in all) and the
+ * steady ticks after them. The times are printed, not asserted. */
+#define COST_N 10000
+#define COST_HOOKS 20
+#define COST_SPACING (DAY / COST_N)
+
+static void test_cost(void)
+{
+	static const int64_t periods[4][2] = {
+		{ PERIOD_MINUTES, 1 }, { PERIOD_MINUTES, 30 }, { PERIOD_HOURS, 6 },
+		{ PERIOD_DAYS, 1 },
+	};
+	struct store_period_hook hooks[COST_HOOKS];
+	static char ids[COST_HOOKS][33];
+	long long claimed, total = 0, want = 0;
+	int64_t t0, first_ms = 0, drain_ms = 0, steady_ms = 0;
+	int i, k, passes = 0;
+	struct wres r;
+	char pid[32];
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	for (i = 0; i < COST_N; i++) {
+		struct store_promotion pr;
+		char data[64];
+
+		snprintf(pid, sizeof(pid), "C%05d", i);
+		snprintf(data, sizeof(data), "{\"promotionId\":\"%s\"}", pid);
+		memset(&pr, 0, sizeof(pr));
+		pr.company_id = ACME;
+		pr.promotion_id = pid;
+		pr.event_time_ms = 1;
+		pr.data = data;
+		pr.data_len = strlen(data);
+		pr.has_start = 1;
+		pr.start_ms = NOW0 + 1 + (int64_t)i * COST_SPACING;
+		pr.has_end = 1;
+		pr.end_ms = pr.start_ms + HOUR;
+		memset(&r, 0, sizeof(r));
+		CHECK_INT(store_promotion_apply(sa, &pr, on_write, &r), 0);
+		if (i % 500 == 499)
+			wait_done(&r);
+	}
+	for (i = 0; i < COST_HOOKS; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "c%031d", i);
+		hooks[i] = mkhook(ids[i], ACME,
+				  i % 2 ? EVENT_PROMOTION_ENDING_IN_PERIOD
+					: EVENT_PROMOTION_STARTING_IN_PERIOD,
+				  (enum period_unit)periods[i % 4][0], periods[i % 4][1]);
+		for (k = 0; k < COST_N; k++) {
+			int64_t s = NOW0 + 1 + (int64_t)k * COST_SPACING + (i % 2 ? HOUR : 0);
+
+			want += s > NOW0 && s <= NOW0 + hooks[i].period_ms;
+		}
+	}
+	/* Draining the whole windows at one instant. */
+	do {
+		t0 = itest_now_ms();
+		claimed = scan(NOW0, hooks, COST_HOOKS);
+		t0 = itest_now_ms() - t0;
+		if (passes == 0)
+			first_ms = t0;
+		drain_ms += t0;
+		CHECK(claimed <= 1000);
+		total += claimed;
+		passes++;
+	} while (claimed > 0 && passes < 100);
+	CHECK_INT(total, want);
+	/* Then a tick a second. */
+	for (i = 1; i <= 20; i++) {
+		t0 = itest_now_ms();
+		total += scan(NOW0 + i * 1000, hooks, COST_HOOKS);
+		steady_ms += itest_now_ms() - t0;
+	}
+	fprintf(stderr, "cost: %d promotions over a day, %d period webhooks: "
+		"%lld occurrences due at once claimed in %d passes (%lld ms, the "
+		"first %lld ms); then %.2f ms per 1 s tick\n", COST_N, COST_HOOKS,
+		want, passes - 1, (long long)drain_ms, (long long)first_ms,
+		steady_ms / 20.0);
+}
+
+static int stores_ready(void *arg)
+{
+	return store_is_ready(sa) && store_is_ready(sb);
+}
+
+int main(void)
+{
+	char err[256];
+
+	log_setup(LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
+	signal(SIGPIPE, SIG_IGN);
+	itest_config(&cfg, TEST_DB);
+	base = event_base_new();
+	if (!base) {
+		fprintf(stderr, "event_base_new failed\n");
+		return 1;
+	}
+	raw = itest_redis(&cfg);
+	itest_cmd_ok(raw, "FLUSHDB");
+	sa = store_new(base, &cfg, err, sizeof(err));
+	sb = store_new(base, &cfg, err, sizeof(err));
+	if (!sa || !sb) {
+		fprintf(stderr, "store_new: %s\n", err);
+		return 1;
+	}
+	if (itest_run_until(base, stores_ready, NULL, 5000) < 0) {
+		fprintf(stderr, "redis not ready\n");
+		return 1;
+	}
+
+	test_apply_order();
+	test_window();
+	test_ending();
+	test_other_company();
+	test_changes();
+	test_whole_window();
+	test_race();
+	test_budget();
+	test_retry_path();
+	test_cost();
+
+	store_free(sa);
+	store_free(sb);
+	redisFree(raw);
+	event_base_free(base);
+	config_release(&cfg);
+	return TEST_DONE();
+}
