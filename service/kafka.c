@@ -277,6 +277,17 @@ static void parse_stats(struct kafka *k, const char *json, size_t len)
 			out[n].partition = (int32_t)pn;
 			out[n].lag = json_int(p, "consumer_lag");
 			out[n].committed = json_int(p, "committed_offset");
+			if (out[n].lag < 0 && out[n].committed < 0) {
+				/* Never committed by this group: librdkafka says
+				 * -1, but everything from the log start is still
+				 * to do (auto.offset.reset=earliest), and a new
+				 * group's backlog must show on the dashboards. */
+				int64_t hi = json_int(p, "hi_offset");
+				int64_t lo = json_int(p, "lo_offset");
+
+				if (hi >= 0 && lo >= 0 && hi >= lo)
+					out[n].lag = hi - lo;
+			}
 			n++;
 		}
 	}

@@ -34,7 +34,31 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
-/* Appends the logfmt fragment ctx as JSON members ("k":"v"). */
+/* 1 when v (vlen bytes) is a JSON number as logged: -?(0|[1-9][0-9]*)(.[0-9]+)? */
+static int is_json_number(const char *v, size_t vlen)
+{
+	size_t i = 0;
+
+	if (i < vlen && v[i] == '-')
+		i++;
+	if (i >= vlen || v[i] < '0' || v[i] > '9')
+		return 0;
+	if (v[i] == '0' && i + 1 < vlen && v[i + 1] != '.')
+		return 0;
+	while (i < vlen && v[i] >= '0' && v[i] <= '9')
+		i++;
+	if (i < vlen && v[i] == '.') {
+		i++;
+		if (i >= vlen)
+			return 0;
+		while (i < vlen && v[i] >= '0' && v[i] <= '9')
+			i++;
+	}
+	return i == vlen && vlen <= 18;
+}
+
+/* Appends the logfmt fragment ctx as JSON members ("k":"v"); unquoted
+ * numeric values become JSON numbers. */
 static void add_ctx_json(struct buf *b, const char *ctx)
 {
 	const char *p = ctx;
@@ -42,6 +66,7 @@ static void add_ctx_json(struct buf *b, const char *ctx)
 	while (*p) {
 		const char *k, *v;
 		size_t klen, vlen;
+		int quoted;
 
 		while (*p == ' ')
 			p++;
@@ -58,7 +83,8 @@ static void add_ctx_json(struct buf *b, const char *ctx)
 			continue;
 		}
 		p++;
-		if (*p == '"') {
+		quoted = *p == '"';
+		if (quoted) {
 			v = ++p;
 			while (*p && *p != '"')
 				p++;
@@ -74,7 +100,10 @@ static void add_ctx_json(struct buf *b, const char *ctx)
 		buf_addc(b, ',');
 		buf_add_json_string(b, k, klen);
 		buf_addc(b, ':');
-		buf_add_json_string(b, v, vlen);
+		if (!quoted && is_json_number(v, vlen))
+			buf_add(b, v, vlen);
+		else
+			buf_add_json_string(b, v, vlen);
 	}
 }
 

@@ -62,8 +62,11 @@
 #   PW_BENCH_BUILD              build directory (build-bench)
 #   PW_BENCH_OUT                the JSON file (tests/bench/results/latest.json)
 #   PW_BENCH_KEEP=1             keep the state directory (logs) afterwards
-#   PW_BENCH_PERF=1             perf record the service in the backlog runs;
-#                               flat profiles in tests/bench/results/perf-*.txt
+#   PW_BENCH_PERF=1             perf record the service in the backlog runs
+#                               (flat profiles: tests/bench/results/perf-*.txt);
+#                               =2 also perf traces it for 2 s (syscalls-*.txt);
+#                               the rates of such a run are not representative
+#   PW_BENCH_PERF_ARGS          perf record options (-F 999 -g)
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -139,6 +142,7 @@ calc_int() { awk "BEGIN { printf \"%d\", $1 }"; }
 now_ms() { date +%s%3N; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+redis_cpu() { redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.3f\n", s }'; }
 redis_commands() { redis-cli -p "$REDIS_PORT" info stats | tr -d '\r' | awk -F: '$1 == "total_commands_processed" { print $2 }'; }
 
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.1 s.
@@ -275,6 +279,7 @@ backlog_run() {
 	shift 5
 	rcv /_reset -X POST >/dev/null
 	br_rcmd0=$(redis_commands)
+	br_rcpu0=$(redis_cpu)
 	br_k0=$(cpu_ticks "$KAFKA_PID")
 	br_r0=$(cpu_ticks "$RCV_PID")
 	br_t0=$(now_ms)
@@ -292,8 +297,20 @@ backlog_run() {
 	br_sampler=$!
 	br_perf=""
 	if [ -n "${PW_BENCH_PERF:-}" ]; then
-		perf record -F 999 -g -p "$br_pid" -o "$T/perf.$br_name.data" >/dev/null 2>&1 &
+		perf record ${PW_BENCH_PERF_ARGS:--F 999 -g} -p "$br_pid" -o "$T/perf.$br_name.data" >/dev/null 2>&1 &
 		br_perf=$!
+		# Syscalls per delivery: a 2 s perf trace once 10% have arrived.
+		[ "$PW_BENCH_PERF" = 2 ] && (
+			rcv "/_wait?count=$((br_expected / 10))&timeout_ms=60000" >/dev/null
+			tr_c0=$(rcv /_count)
+			timeout -s INT 2 perf trace -s -p "$br_pid" -o "$T/trace.$br_name" >/dev/null 2>&1 || true
+			tr_c1=$(rcv /_count)
+			mkdir -p "$here/results"
+			{
+				echo "deliveries during the trace: $((tr_c1 - tr_c0))"
+				cat "$T/trace.$br_name"
+			} >"$here/results/syscalls-$br_name.txt"
+		) &
 	fi
 	rcv "/_wait?count=$br_expected&timeout_ms=$((br_timeout * 1000))" >"$T/wait.$br_name"
 	if [ -n "$br_perf" ]; then
@@ -309,6 +326,7 @@ backlog_run() {
 	br_k1=$(cpu_ticks "$KAFKA_PID")
 	br_r1=$(cpu_ticks "$RCV_PID")
 	br_rcmd1=$(redis_commands)
+	br_rcpu1=$(redis_cpu)
 	br_ok=$(successes "$br_api")
 	kill "$br_sampler" 2>/dev/null || true
 	wait "$br_sampler" 2>/dev/null || true
@@ -324,6 +342,7 @@ backlog_run() {
 		--argjson kcpu "$(calc "($br_k1 - $br_k0) / $HZ")" \
 		--argjson rcpu "$(calc "($br_r1 - $br_r0) / $HZ")" \
 		--argjson rcmd "$((br_rcmd1 - br_rcmd0))" --argjson ok "$br_ok" \
+		--argjson rediscpu "$(calc "$br_rcpu1 - $br_rcpu0")" \
 		--argjson wall "$(calc "($br_t1 - $br_t0) / 1000")" \
 		--argjson inflight "[$(grep -E '^[0-9]+$' "$T/inflight.$br_name" | paste -sd, -)]" '
 		($stats.listeners | [.[] | select(.requests > 0)]) as $ls |
@@ -340,6 +359,7 @@ backlog_run() {
 		 kafka_cpu_s: $kcpu, receiver_cpu_s: $rcpu,
 		 receiver_cpu_s_per_1000: ($rcpu / $n * 1000),
 		 redis_commands: $rcmd, redis_commands_per_1000: ($rcmd / $n * 1000),
+		 redis_cpu_s: $rediscpu, redis_cpu_s_per_1000: ($rediscpu / $n * 1000),
 		 receiver_pending_max: ($ls | map(.pending_max) | add),
 		 receiver_connections_max: ($ls | map(.conns_max) | add),
 		 receiver_pending_avg: ($ls | map(.pending_avg) | add),

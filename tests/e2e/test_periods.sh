@@ -14,7 +14,7 @@
 
 TOPIC=e2e.periods.$$
 GROUP=e2e-periods-$$
-REDIS_DB=9
+REDIS_DB=0
 START=Promotion.StartingInPeriod
 END=Promotion.EndingInPeriod
 
