@@ -731,8 +731,18 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		type = registry_settings(p->reg, wh->company_id)->payload_type;
 	buf_reset(&p->body);
 	if (render_body(type, &in, &p->body, &content_type) < 0) {
+		/* Permanent for this event and webhook (a body over the cap):
+		 * a failed attempt like any other, so that the failure rule
+		 * applies and the partition does not stall behind it. */
 		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
-		return -1;
+		memset(&job->res, 0, sizeof(job->res));
+		job->res.outcome = DELIVER_OTHER;
+		job->res.started_ms = now_ms();
+		snprintf(job->res.error, sizeof(job->res.error), "cannot render the %s payload",
+			 type == PAYLOAD_XML ? "XML" : "JSON");
+		p->jobs_live++;
+		record_failure(job);
+		return 0;
 	}
 	body = buf_detach(&p->body, &body_len);
 

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@
 #include <librdkafka/rdkafka.h>
 
 static uint64_t delivered, failed;
+/* produce-to-acknowledgement times (us), for --rate runs */
+static uint32_t *acks;
+static size_t n_acks, cap_acks;
 
 static int64_t realtime_us(void)
 {
@@ -54,7 +58,28 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 				rd_kafka_err2str(m->err));
 	} else {
 		delivered++;
+		if (m->_private) {
+			int64_t d = realtime_us() - (int64_t)(intptr_t)m->_private;
+
+			if (n_acks == cap_acks) {
+				size_t ncap = cap_acks ? cap_acks * 2 : 65536;
+				uint32_t *p = realloc(acks, ncap * sizeof(*p));
+
+				if (!p)
+					return;
+				acks = p;
+				cap_acks = ncap;
+			}
+			acks[n_acks++] = d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+		}
 	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static void set(rd_kafka_conf_t *c, const char *k, const char *v)
@@ -82,6 +107,7 @@ int main(int argc, char **argv)
 	rd_kafka_topic_t *rkt;
 	double t0, t1;
 	long long i;
+	int64_t sent;
 
 	for (int a = 1; a < argc; a++) {
 		if (a + 1 >= argc)
@@ -160,15 +186,17 @@ int main(int argc, char **argv)
 			break;
 		}
 		c = companies[i % n_comp];
+		sent = realtime_us();
 		klen = snprintf(key, sizeof(key), "%s-%lld", prefix, i);
 		vlen = snprintf(value, sizeof(value),
 				"{\"specversion\":\"1.0\",\"id\":\"%s-%lld\",\"source\":\"/bench\","
 				"\"type\":\"Product.ImportCompleted\",\"time\":\"2026-11-28T09:00:00Z\","
 				"\"companyid\":\"%s\",\"data\":{\"importId\":\"%s-%lld\",\"seq\":%lld,"
 				"\"sentUs\":%" PRId64 ",\"status\":\"Completed\",\"pad\":\"%s\"}}",
-				prefix, i, c, prefix, i, i, realtime_us(), padding);
+				prefix, i, c, prefix, i, i, sent, padding);
 		while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value,
-					(size_t)vlen, key, (size_t)klen, NULL) != 0) {
+					(size_t)vlen, key, (size_t)klen,
+					rate > 0 ? (void *)(intptr_t)sent : NULL) != 0) {
 			if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 				fprintf(stderr, "pw-bench-produce: produce: %s\n",
 					rd_kafka_err2str(rd_kafka_last_error()));
@@ -188,8 +216,17 @@ int main(int argc, char **argv)
 		failed++;
 	}
 	t1 = mono_s();
-	printf("{\"produced\":%" PRIu64 ",\"seconds\":%.3f,\"rate\":%.0f,\"errors\":%" PRIu64 "}\n",
+	printf("{\"produced\":%" PRIu64 ",\"seconds\":%.3f,\"rate\":%.0f,\"errors\":%" PRIu64,
 	       delivered, t1 - t0, (double)delivered / (t1 - t0), failed);
+	if (n_acks) {
+		/* how long the broker took to acknowledge: the Kafka share of
+		 * the event-to-delivery latency */
+		qsort(acks, n_acks, sizeof(*acks), cmp_u32);
+		printf(",\"ack_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+		       acks[n_acks / 2] / 1000.0, acks[(size_t)((double)n_acks * 0.99)] / 1000.0,
+		       acks[n_acks - 1] / 1000.0);
+	}
+	printf("}\n");
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
 	return failed ? 1 : 0;

@@ -35,7 +35,10 @@
  *                            {"requests":n,"reached":true|false}.
  *   GET  /_sample?listener=L the first body L received since the reset.
  *   POST /_reset             zeroes every counter, mark and sample.
- *   POST /_control?listener=L&hang=0|1   switches hang mode of L.
+ *   POST /_control?listener=L[&hang=0|1][&delay_ms=N]
+ *                            switches hang mode of L, sets its delay (the
+ *                            delay only between runs: answers are kept in
+ *                            arrival order).
  *
  * SIGTERM / SIGINT: flushes the id files and exits 0.
  */
@@ -500,6 +503,8 @@ static void control(int fd, const char *method, const char *path, const char *qu
 		send_body(fd, 200, "text/plain", "reset\n", 6);
 	} else if (strcmp(path, "/_control") == 0 && li >= 0) {
 		L[li].hang = (int)query_long(query, "hang", L[li].hang);
+		/* Only between runs: the due queue assumes one delay. */
+		L[li].delay_ms = query_long(query, "delay_ms", L[li].delay_ms);
 		send_body(fd, 200, "text/plain", "ok\n", 3);
 	} else if (strcmp(path, "/_wait") == 0) {
 		struct waiter w;

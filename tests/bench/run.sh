@@ -22,9 +22,10 @@
 #   latency1, latency4  events produced at a steady half of the fan-out's
 #                     maximum rate, each stamped with its send time; the
 #                     receiver computes event-to-delivery latency p50/p99/max.
-#   slow              every POST answered after 50 ms: thousands of deliveries
+#   slow_50ms         every POST answered after 50 ms: thousands of deliveries
 #                     in flight (PW_BENCH_SLOW_TARGETS x _PER_TARGET), the
-#                     rate against the limit client at the same concurrency.
+#                     rate against the limit client at the same concurrency;
+#                     slow_200ms the same with 200 ms.
 #   isolation         10 targets (one company each); the rate of nine of them
 #                     with all ten healthy, then with target 0 never answering
 #                     (hangs until the delivery timeout).
@@ -48,7 +49,10 @@
 #   PW_BENCH_PAD                filler bytes in each event's data (200: a
 #                               body of about 500 bytes)
 #   PW_BENCH_PER_TARGET         in-flight deliveries per target, fast runs (256)
-#   PW_BENCH_SLOW_DELAY_MS      answer delay of the slow run (50)
+#   PW_BENCH_SLOW_DELAYS        answer delays of the slow runs, ms ("50 200":
+#                               at 50 ms, 2,000 waiting at the receiver take
+#                               40,000 deliveries/s; 200 ms shows thousands
+#                               in flight at rates this machine can reach)
 #   PW_BENCH_SLOW_TARGETS       targets (and webhooks per event) of it (4)
 #   PW_BENCH_SLOW_PER_TARGET    in flight per target there (640: 2,560 in all)
 #   PW_BENCH_LIMIT_SECONDS      measuring time of each limit run (5)
@@ -86,7 +90,7 @@ SCALE_EVENTS=${PW_BENCH_SCALE_EVENTS:-$EVENTS}
 PARTS=${PW_BENCH_PARTITIONS:-8}
 PAD=${PW_BENCH_PAD:-200}
 PER_TARGET=${PW_BENCH_PER_TARGET:-256}
-SLOW_DELAY=${PW_BENCH_SLOW_DELAY_MS:-50}
+SLOW_DELAYS=${PW_BENCH_SLOW_DELAYS:-50 200}
 SLOW_TARGETS=${PW_BENCH_SLOW_TARGETS:-4}
 SLOW_PER_TARGET=${PW_BENCH_SLOW_PER_TARGET:-640}
 SLOW_CONC=$((SLOW_TARGETS * SLOW_PER_TARGET))
@@ -409,7 +413,7 @@ KAFKA_PID=$(cat "$T/kafka/kafka.pid")
 set -- --port-file "$T/receiver.ports" --listen ctl --listen fast
 i=0
 while [ "$i" -lt "$SLOW_TARGETS" ]; do
-	set -- "$@" --listen "slow$i,delay_ms=$SLOW_DELAY"
+	set -- "$@" --listen "slow$i,delay_ms=50"
 	i=$((i + 1))
 done
 i=0
@@ -513,15 +517,31 @@ latency_run() {
 	rcv "/_wait?listener=lat&count=$((lr_warm * lr_fan))&timeout_ms=30000" >/dev/null
 	rcv /_reset -X POST >/dev/null
 	lr_c0=$(cpu_ticks "$lr_pid")
+	lr_k0=$(cpu_ticks "$KAFKA_PID")
+	# What the service holds while it works: deliveries and events in flight.
+	(
+		while kill -0 "$lr_pid" 2>/dev/null; do
+			curl -s "$lr_api/metrics" | awk '$1 == "promo_webhooks_deliveries_in_flight" { d = $2 }
+				$1 == "promo_webhooks_events_in_flight" { e = $2 } END { if (d != "") print d, e }'
+			sleep 1
+		done
+	) >"$T/inflight.$lr_name" 2>/dev/null &
+	lr_sampler=$!
 	lr_out=$(produce "$lr_topic" 0 "$lr_comp" m --rate "$lr_rate" --seconds "$LAT_SECONDS")
 	lr_n=$(($(echo "$lr_out" | jq .produced) * lr_fan))
 	rcv "/_wait?listener=lat&count=$lr_n&timeout_ms=60000" >"$T/wait.$lr_name"
 	lr_c1=$(cpu_ticks "$lr_pid")
+	lr_k1=$(cpu_ticks "$KAFKA_PID")
+	kill "$lr_sampler" 2>/dev/null || true
+	wait "$lr_sampler" 2>/dev/null || true
 	rcv /_stats >"$T/stats.$lr_name"
 	stop_service "$lr_pid"
 	jq -n --argjson s "$(cat "$T/stats.$lr_name")" --argjson p "$lr_out" \
 		--argjson rate "$lr_rate" --argjson fan "$lr_fan" --argjson n "$lr_n" \
-		--argjson cpu "$(calc "($lr_c1 - $lr_c0) / $HZ")" '
+		--argjson cpu "$(calc "($lr_c1 - $lr_c0) / $HZ")" \
+		--argjson kcpu "$(calc "($lr_k1 - $lr_k0) / $HZ")" \
+		--argjson dif "[$(awk '{ print $1 }' "$T/inflight.$lr_name" | paste -sd, -)]" \
+		--argjson eif "[$(awk '{ print $2 }' "$T/inflight.$lr_name" | paste -sd, -)]" '
 		{offered_events_per_s: $rate, fanout: $fan,
 		 offered_deliveries_per_s: ($rate * $fan), producer: $p,
 		 deliveries: $s.listeners.lat.requests, expected: $n,
@@ -529,10 +549,12 @@ latency_run() {
 			p50: (.p50_us / 1000), p90: (.p90_us / 1000), p99: (.p99_us / 1000),
 			p999: (.p999_us / 1000), max: (.max_us / 1000), mean: (.mean_us / 1000),
 			min: (.min_us / 1000)}),
-		 service_cpu_s: $cpu,
+		 service_cpu_s: $cpu, kafka_cpu_s: $kcpu,
+		 service_deliveries_in_flight_samples: $dif,
+		 service_events_in_flight_samples: $eif,
 		 service_cpu_s_per_1000: (if $s.listeners.lat.requests > 0
 			then $cpu / $s.listeners.lat.requests * 1000 else null end)}' >"$T/run.$lr_name.json"
-	say "$lr_name: $(jq -c '{deliveries, latency_ms}' "$T/run.$lr_name.json")"
+	say "$lr_name: $(jq -c '{deliveries, latency_ms, kafka_ack_ms: .producer.ack_ms, service_events_in_flight_samples}' "$T/run.$lr_name.json")"
 }
 if has_scenario latency; then
 	r1=$( [ -f "$T/run.fanout1.json" ] && jq .deliveries_per_s "$T/run.fanout1.json" || echo 20000)
@@ -547,17 +569,20 @@ fi
 # ---------------------------------------------------------------- 50 ms receiver
 
 if has_scenario slow; then
-	say "slow: $SLOW_EVENTS events x $SLOW_TARGETS webhooks, answers after ${SLOW_DELAY} ms, $SLOW_CONC in flight"
-	backlog_run slow bench.slow $((SLOW_EVENTS * SLOW_TARGETS)) slow0 "$SLOW_TARGETS" \
-		PROMO_WEBHOOKS_MAX_IN_FLIGHT="$SLOW_MAX_IN_FLIGHT" \
-		PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET="$SLOW_PER_TARGET"
-	set --
-	i=0
-	while [ "$i" -lt "$SLOW_TARGETS" ]; do
-		set -- "$@" "http://127.0.0.1:$(port_of "slow$i")/limit"
-		i=$((i + 1))
+	for d in $SLOW_DELAYS; do
+		i=0
+		set --
+		while [ "$i" -lt "$SLOW_TARGETS" ]; do
+			rcv "/_control?listener=slow$i&delay_ms=$d" -X POST >/dev/null
+			set -- "$@" "http://127.0.0.1:$(port_of "slow$i")/limit"
+			i=$((i + 1))
+		done
+		say "slow_${d}ms: $SLOW_EVENTS events x $SLOW_TARGETS webhooks, answers after $d ms, $SLOW_CONC in flight"
+		backlog_run "slow_${d}ms" bench.slow $((SLOW_EVENTS * SLOW_TARGETS)) slow0 "$SLOW_TARGETS" \
+			PROMO_WEBHOOKS_MAX_IN_FLIGHT="$SLOW_MAX_IN_FLIGHT" \
+			PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET="$SLOW_PER_TARGET"
+		limit "slow_${d}ms" "$SLOW_CONC" slow0 "$@"
 	done
-	limit slow "$SLOW_CONC" slow0 "$@"
 fi
 
 # ---------------------------------------------------------------- isolation
@@ -665,9 +690,19 @@ fi
 
 say "writing $out"
 mkdir -p "$(dirname "$out")"
-for f in run.fanout1 run.fanout4 run.latency1 run.latency4 run.slow run.iso-healthy run.iso-hang \
-	run.sc1 run.sc2 limit.fanout1 limit.fanout4 limit.slow; do
+for f in run.fanout1 run.fanout4 run.latency1 run.latency4 run.iso-healthy run.iso-hang \
+	run.sc1 run.sc2 limit.fanout1 limit.fanout4; do
 	[ -f "$T/$f.json" ] || echo null >"$T/$f.json"
+done
+echo '{}' >"$T/slow.all.json"
+for d in $SLOW_DELAYS; do
+	[ -f "$T/run.slow_${d}ms.json" ] && [ -f "$T/limit.slow_${d}ms.json" ] || continue
+	jq --arg k "slow_${d}ms" --argjson d "$d" --slurpfile r "$T/run.slow_${d}ms.json" \
+		--slurpfile l "$T/limit.slow_${d}ms.json" '
+		. + {($k): ($r[0] + {answer_delay_ms: $d, limit: $l[0],
+			ratio_to_limit: ((($r[0].deliveries_per_s / $l[0].rate) * 1000 | round) / 1000)})}' \
+		"$T/slow.all.json" >"$T/slow.all.tmp"
+	mv "$T/slow.all.tmp" "$T/slow.all.json"
 done
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 jq -n \
@@ -685,7 +720,7 @@ jq -n \
 	--slurpfile f1 "$T/run.fanout1.json" --slurpfile f4 "$T/run.fanout4.json" \
 	--slurpfile l1 "$T/limit.fanout1.json" --slurpfile l4 "$T/limit.fanout4.json" \
 	--slurpfile lat1 "$T/run.latency1.json" --slurpfile lat4 "$T/run.latency4.json" \
-	--slurpfile slow "$T/run.slow.json" --slurpfile lslow "$T/limit.slow.json" \
+	--slurpfile slow "$T/slow.all.json" \
 	--slurpfile ih "$T/run.iso-healthy.json" --slurpfile ix "$T/run.iso-hang.json" \
 	--slurpfile s1 "$T/run.sc1.json" --slurpfile s2 "$T/run.sc2.json" '
 	def ratio(a; b): if a == null or b == null or b == 0 then null
@@ -701,11 +736,11 @@ jq -n \
 	 fanout1: ($f1[0] + {limit: $l1[0], ratio_to_limit: ratio($f1[0].deliveries_per_s; $l1[0].rate)}),
 	 fanout4: ($f4[0] + {limit: $l4[0], ratio_to_limit: ratio($f4[0].deliveries_per_s; $l4[0].rate)}),
 	 latency1: $lat1[0], latency4: $lat4[0],
-	 slow: ($slow[0] + {limit: $lslow[0], ratio_to_limit: ratio($slow[0].deliveries_per_s; $lslow[0].rate)}),
 	 isolation: {healthy: $ih[0], one_hung: $ix[0],
 		      ratio: ratio($ix[0].nine_deliveries_per_s; $ih[0].nine_deliveries_per_s)},
 	 scaleout: {one: $s1[0], two: $s2[0],
 		    ratio: ratio($s2[0].deliveries_per_s; $s1[0].deliveries_per_s)}}
+	+ $slow[0]
 	| del(.. | nulls)' >"$out.tmp"
 mv "$out.tmp" "$out"
 
@@ -716,13 +751,13 @@ jq -r '
 	def r(x): if x == null then "-" else ((x * 100 | round) / 100 | tostring) end;
 	"machine: \(.machine.nproc) x \(.machine.model_name), \(.machine.kernel), \(.machine.date), load \(.machine.loadavg_start) -> \(.machine.loadavg_end)",
 	"",
-	"scenario      deliveries/s   limit/s   ratio   cpu s/1000   rss MB   in flight (avg/max at receiver)",
-	(["fanout1", "fanout4", "slow"][] as $k | .[$k] | select(. != null) |
-	 "\($k)\t\(n(.deliveries_per_s))\t\(n(.limit.rate))\t\(n(.ratio_to_limit))\t\(r(.service_cpu_s_per_1000))\t\(r(.service_rss_peak_mb))\t\(r(.receiver_pending_avg))/\(n(.receiver_pending_max))"),
+	"scenario\tdeliveries/s\tlimit/s\tratio\tcpu ms/1000\trss MB\tconnections\twaiting at receiver avg/max",
+	((keys_unsorted | map(select(test("^(fanout[14]|slow_)"))) | .[]) as $k | .[$k] |
+	 "\($k)\t\(n(.deliveries_per_s))\t\(n(.limit.rate))\t\(n(.ratio_to_limit))\t\(r(.service_cpu_s_per_1000 * 1000))\t\(r(.service_rss_peak_mb))\t\(n(.receiver_connections_max))\t\(r(.receiver_pending_avg))/\(n(.receiver_pending_max))"),
 	"",
-	"latency at half the maximum (ms): p50 / p99 / max",
+	"latency\toffered/s\tp50 ms\tp99 ms\tmax ms\tkafka ack p99 ms",
 	(["latency1", "latency4"][] as $k | .[$k] | select(. != null) |
-	 "\($k)\t\(.offered_deliveries_per_s)/s offered\t\(r(.latency_ms.p50)) / \(r(.latency_ms.p99)) / \(r(.latency_ms.max))"),
+	 "\($k)\t\(.offered_deliveries_per_s)\t\(r(.latency_ms.p50))\t\(r(.latency_ms.p99))\t\(r(.latency_ms.max))\t\(r(.producer.ack_ms.p99))"),
 	"",
 	(.isolation | select(.healthy != null) |
 	 "isolation: nine healthy targets \(.healthy.nine_deliveries_per_s)/s with all ten healthy, \(.one_hung.nine_deliveries_per_s)/s with one hung: ratio \(n(.ratio))"),
