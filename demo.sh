@@ -66,8 +66,9 @@ for ty in $types; do
 		--data-binary "{\"event\":\"$ty\",\"target\":\"http://127.0.0.1:$recv_port/hooks/$ty\"}" \
 		"$api/v1/companies/acme/webhooks" | jq -c '{id, event, target}'
 done
-# The registry cache sees changes within a second.
-sleep 1
+# Wait until the service's webhook cache holds them (within a second).
+n=$(printf '%s\n' $types | wc -l)
+until curl -s "$api/metrics" | grep -qx "promo_webhooks_registry_webhooks_enabled $n"; do sleep 0.1; done
 
 echo "publishing one sample event of each type..."
 i=0

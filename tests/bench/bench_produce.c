@@ -15,10 +15,20 @@
  *   id (so events spread over all partitions). With --rate the events are
  *   paced per millisecond; --seconds then bounds the run instead of -n.
  *
- * Prints one JSON line: produced, seconds, rate, errors.
+ *   --consume  also consume the topic from its end in a thread of this
+ *              process (a plain librdkafka consumer with the service's
+ *              fetch settings, no group) and report produce-to-consume
+ *              latency: the part of event-to-delivery latency that is
+ *              Kafka's and the machine's, not the service's.
+ *
+ * Prints one JSON line: produced, seconds, rate, errors; with --rate the
+ * produce-to-acknowledgement times (ack_ms), with --consume the
+ * produce-to-consume times (consume_ms).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +38,7 @@
 #include <librdkafka/rdkafka.h>
 
 static uint64_t delivered, failed;
+static void set(rd_kafka_conf_t *c, const char *k, const char *v);
 /* produce-to-acknowledgement times (us), for --rate runs */
 static uint32_t *acks;
 static size_t n_acks, cap_acks;
@@ -82,6 +93,91 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* ---- the --consume thread ---- */
+
+static rd_kafka_t *crk;
+static atomic_int consume_stop;
+static uint32_t *cons;
+static size_t n_cons, cap_cons;
+
+static void *consume_main(void *arg)
+{
+	static const char key[] = "\"sentUs\":";
+
+	(void)arg;
+	while (!atomic_load(&consume_stop)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, 100);
+		const char *p;
+
+		if (!m)
+			continue;
+		if (!m->err && m->payload &&
+		    (p = memmem(m->payload, m->len, key, sizeof(key) - 1)) != NULL) {
+			int64_t d = realtime_us() - strtoll(p + sizeof(key) - 1, NULL, 10);
+
+			if (n_cons == cap_cons) {
+				size_t ncap = cap_cons ? cap_cons * 2 : 65536;
+				uint32_t *q = realloc(cons, ncap * sizeof(*q));
+
+				if (q) {
+					cons = q;
+					cap_cons = ncap;
+				}
+			}
+			if (n_cons < cap_cons)
+				cons[n_cons++] = d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return NULL;
+}
+
+/* Starts a consumer of every partition of topic from its end. */
+static int consume_start(const char *brokers, const char *topic, pthread_t *th)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_topic_t *t;
+	char err[256];
+	int i;
+
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "group.id", "pw-bench-consume");
+	set(conf, "enable.auto.commit", "false");
+	set(conf, "enable.partition.eof", "false");
+	crk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!crk) {
+		fprintf(stderr, "pw-bench-produce: consumer: %s\n", err);
+		return -1;
+	}
+	rd_kafka_poll_set_consumer(crk);
+	t = rd_kafka_topic_new(crk, topic, NULL);
+	if (rd_kafka_metadata(crk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    md->topic_cnt != 1 || md->topics[0].partition_cnt < 1) {
+		fprintf(stderr, "pw-bench-produce: no metadata for %s\n", topic);
+		return -1;
+	}
+	parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+	for (i = 0; i < md->topics[0].partition_cnt; i++)
+		rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)
+			->offset = RD_KAFKA_OFFSET_END;
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(t);
+	if (rd_kafka_assign(crk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (pthread_create(th, NULL, consume_main, NULL) != 0)
+		return -1;
+	/* Let the end offsets resolve before anything is produced. */
+	{
+		struct timespec ts = { 1, 0 };
+
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 static void set(rd_kafka_conf_t *c, const char *k, const char *v)
 {
 	char err[256];
@@ -108,8 +204,14 @@ int main(int argc, char **argv)
 	double t0, t1;
 	long long i;
 	int64_t sent;
+	int consume = 0;
+	pthread_t cth;
 
 	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--consume") == 0) {
+			consume = 1;
+			continue;
+		}
 		if (a + 1 >= argc)
 			goto usage;
 		if (strcmp(argv[a], "-b") == 0)
@@ -128,6 +230,7 @@ int main(int argc, char **argv)
 			pad = strtol(argv[++a], NULL, 10);
 		else if (strcmp(argv[a], "--prefix") == 0)
 			prefix = argv[++a];
+
 		else
 			goto usage;
 	}
@@ -148,7 +251,7 @@ int main(int argc, char **argv)
 	set(conf, "client.id", "pw-bench-produce");
 	set(conf, "acks", "1");
 	set(conf, "enable.idempotence", "false");
-	set(conf, "linger.ms", rate > 0 ? "1" : "20");
+	set(conf, "linger.ms", rate > 0 ? "5" : "20");
 	set(conf, "batch.num.messages", "10000");
 	set(conf, "batch.size", "1000000");
 	set(conf, "queue.buffering.max.messages", "1000000");
@@ -161,6 +264,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (consume && consume_start(brokers, topic, &cth) < 0)
+		return 1;
 
 	t0 = mono_s();
 	for (i = 0;; i++) {
@@ -226,12 +331,30 @@ int main(int argc, char **argv)
 		       acks[n_acks / 2] / 1000.0, acks[(size_t)((double)n_acks * 0.99)] / 1000.0,
 		       acks[n_acks - 1] / 1000.0);
 	}
+	if (consume) {
+		/* The last ones arrive within a fetch wait. */
+		struct timespec ts = { 1, 0 };
+
+		nanosleep(&ts, NULL);
+		atomic_store(&consume_stop, 1);
+		pthread_join(cth, NULL);
+		if (n_cons) {
+			qsort(cons, n_cons, sizeof(*cons), cmp_u32);
+			printf(",\"consume_ms\":{\"samples\":%zu,\"p50\":%.3f,\"p99\":%.3f,"
+			       "\"max\":%.3f}",
+			       n_cons, cons[n_cons / 2] / 1000.0,
+			       cons[(size_t)((double)n_cons * 0.99)] / 1000.0,
+			       cons[n_cons - 1] / 1000.0);
+		}
+		rd_kafka_consumer_close(crk);
+		rd_kafka_destroy(crk);
+	}
 	printf("}\n");
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
 	return failed ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: pw-bench-produce -b BROKERS -t TOPIC -n COUNT [--companies a,b] "
-			"[--rate R] [--seconds S] [--pad BYTES] [--prefix P]\n");
+			"[--rate R] [--seconds S] [--pad BYTES] [--prefix P] [--consume]\n");
 	return 2;
 }
