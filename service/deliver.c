@@ -960,6 +960,11 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		dreq_free(r);
 		return -1;
 	}
+	if (req->max_queued && t->queue.n >= req->max_queued) {
+		/* The target is saturated: the caller parks this one. */
+		dreq_free(r);
+		return DELIVER_SATURATED;
+	}
 	r->t = t;
 	r->state = DREQ_QUEUED;
 	dlist_push(&t->queue, r);

@@ -56,6 +56,12 @@
 /* Successful first attempts are logged to Redis in batches of this size. */
 #define PIPELINE_ATTEMPT_BATCH 256
 #define PIPELINE_EVENT_ID_MAX 128
+/* A first attempt whose target already has this many times its running
+ * bound waiting is parked in Redis as a retry job due after
+ * PIPELINE_PARK_DELAY_MS: a slow or dead target keeps its backlog out of
+ * memory and out of the in-flight bound that every other target shares. */
+#define PIPELINE_PARK_FACTOR 2
+#define PIPELINE_PARK_DELAY_MS 5000
 
 /* Upper bounds (seconds) of the delivery duration histogram's buckets. */
 static const double duration_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -109,6 +115,7 @@ struct delivery_job {
 	char webhook_id[WEBHOOK_ID_LEN + 1];
 	char message_id[SIGN_MESSAGE_ID_LEN];
 	struct deliver_result res;    /* the outcome while it is recorded */
+	int parking;                  /* being parked, not recorded */
 	int record_backoff_ms;
 	struct event *record_timer;
 };
@@ -167,6 +174,7 @@ struct pipeline_counters {
 	uint64_t notices_published;
 	uint64_t redis_errors;
 	uint64_t kafka_errors;
+	uint64_t parked;            /* first attempts parked for a saturated target */
 	int64_t retries_pending;    /* from Redis, refreshed by the claim timer */
 	int64_t notices_pending;
 };
@@ -510,12 +518,18 @@ static void log_success(struct pipeline *p, const struct delivery_job *job,
 }
 
 static void record_failure(struct delivery_job *job);
+static void park_job(struct delivery_job *job);
 
 static void record_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct delivery_job *job = arg;
+
 	(void)fd;
 	(void)what;
-	record_failure(arg);
+	if (job->parking)
+		park_job(job);
+	else
+		record_failure(job);
 }
 
 /* Redis did not take the failure: try again, unless the process is
@@ -575,6 +589,30 @@ static void failure_recorded(void *arg, enum store_status status,
 	job_finish(job, 1);
 }
 
+/* Encodes into p->scratch the retry job that makes attempt number
+ * `attempt` of job's delivery. Returns 0 or -1. */
+static int encode_job(struct pipeline *p, const struct delivery_job *job, int attempt)
+{
+	struct payload_src src;
+	struct retry_job rj;
+
+	job_src(job, &src);
+	memset(&rj, 0, sizeof(rj));
+	rj.webhook_id = (char *)(uintptr_t)job->webhook_id;
+	rj.message_id = (char *)(uintptr_t)job->message_id;
+	rj.event_id = (char *)(uintptr_t)src.event_id;
+	rj.type = src.type;
+	rj.company_id = (char *)(uintptr_t)src.company_id;
+	rj.occurred_at = (char *)(uintptr_t)src.occurred_at;
+	rj.data = (char *)(uintptr_t)src.data;
+	rj.data_len = src.data_len;
+	rj.period = src.period;
+	rj.period_value = src.period_value;
+	rj.attempt = attempt;
+	buf_reset(&p->scratch);
+	return retry_job_encode(&rj, &p->scratch);
+}
+
 /*
  * Records a failed attempt in one atomic step: the attempt log, the failure
  * window, the disable and its notice, and the next retry when the schedule
@@ -603,29 +641,39 @@ static void record_failure(struct delivery_job *job)
 	f.at_text = at_text;
 	f.retry_id = job->retry ? job->retry->retry_id : NULL;
 
-	buf_reset(&p->scratch);
-	if (next <= (int)p->cfg->n_retries) {
-		struct retry_job rj;
-
-		memset(&rj, 0, sizeof(rj));
-		rj.webhook_id = job->webhook_id;
-		rj.message_id = job->message_id;
-		rj.event_id = (char *)(uintptr_t)src.event_id;
-		rj.type = src.type;
-		rj.company_id = (char *)(uintptr_t)src.company_id;
-		rj.occurred_at = (char *)(uintptr_t)src.occurred_at;
-		rj.data = (char *)(uintptr_t)src.data;
-		rj.data_len = src.data_len;
-		rj.period = src.period;
-		rj.period_value = src.period_value;
-		rj.attempt = job->attempt + 1;
-		if (retry_job_encode(&rj, &p->scratch) == 0) {
-			f.next_job = buf_str(&p->scratch);
-			f.next_due_ms = now_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
-		}
+	if (next <= (int)p->cfg->n_retries &&
+	    encode_job(p, job, job->attempt + 1) == 0) {
+		f.next_job = buf_str(&p->scratch);
+		f.next_due_ms = now_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
 	}
 	if (store_record_failure(p->store, &f, failure_recorded, job) < 0)
 		record_later(job, "out of memory");
+}
+
+static void parked(void *arg, enum store_status status, int64_t version)
+{
+	struct delivery_job *job = arg;
+
+	(void)version;
+	if (status != STORE_OK) {
+		record_later(job, store_status_name(status));
+		return;
+	}
+	job->p->counters.parked++;
+	job_finish(job, 1);
+}
+
+/* Parks a first attempt in Redis as a retry job (same attempt number, same
+ * webhook-id) due a little later: its outcome, for the offset, is that it
+ * is safely scheduled. */
+static void park_job(struct delivery_job *job)
+{
+	struct pipeline *p = job->p;
+
+	if (encode_job(p, job, job->attempt) < 0 ||
+	    store_retry_defer(p->store, job->webhook_id, buf_str(&p->scratch),
+			      now_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
+		record_later(job, "cannot park delivery");
 }
 
 static void retry_success_recorded(void *arg, enum store_status status, int64_t version)
@@ -712,6 +760,7 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	const char *content_type;
 	size_t body_len;
 	char *body;
+	int rc;
 
 	job_src(job, &src);
 	memset(&in, 0, sizeof(in));
@@ -753,9 +802,21 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	req.content_type = content_type;
 	req.message_id = job->message_id;
 	req.secret = wh->secret;
-	if (deliver_submit(p->deliver, &req, delivery_done, job) < 0)
+	req.max_queued = (size_t)p->cfg->max_in_flight_per_target * PIPELINE_PARK_FACTOR;
+	rc = deliver_submit(p->deliver, &req, delivery_done, job);
+	if (rc < 0)
 		return -1;
 	p->jobs_live++;
+	if (rc == DELIVER_SATURATED) {
+		if (job->retry) {
+			/* Still leased in Redis: claimed again when the lease
+			 * ends, by when the target may have room. */
+			job_finish(job, 0);
+		} else {
+			job->parking = 1;
+			park_job(job);
+		}
+	}
 	return 0;
 }
 
@@ -928,12 +989,14 @@ static void retries_claimed(void *arg, enum store_status status,
 		job->attempt = cr->job.attempt;
 		snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
 		snprintf(job->message_id, sizeof(job->message_id), "%s", cr->job.message_id);
+		/* Counted before submitting: a saturated target finishes the
+		 * job inside submit_job. */
+		p->retries_live++;
 		if (submit_job(p, job, wh) < 0) {
+			p->retries_live--;
 			free(job);
 			claimed_retry_free(cr);
-			continue;
 		}
-		p->retries_live++;
 	}
 }
 
@@ -1421,6 +1484,9 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	buf_adds(out, "# HELP promo_webhooks_notices_pending Notices waiting in the outbox (all replicas).\n"
 		      "# TYPE promo_webhooks_notices_pending gauge\n");
 	buf_addf(out, "promo_webhooks_notices_pending %" PRId64 "\n", p->counters.notices_pending);
+	buf_adds(out, "# HELP promo_webhooks_deliveries_parked_total First attempts parked in Redis because their target was saturated.\n"
+		      "# TYPE promo_webhooks_deliveries_parked_total counter\n");
+	buf_addf(out, "promo_webhooks_deliveries_parked_total %" PRIu64 "\n", p->counters.parked);
 	buf_adds(out, "# HELP promo_webhooks_redis_errors_total Redis operations of the pipeline that failed.\n"
 		      "# TYPE promo_webhooks_redis_errors_total counter\n");
 	buf_addf(out, "promo_webhooks_redis_errors_total %" PRIu64 "\n", p->counters.redis_errors);

@@ -65,6 +65,7 @@ enum script_id {
 	SCRIPT_COUNTS,
 	SCRIPT_PROMO_APPLY,
 	SCRIPT_PERIOD_SCAN,
+	SCRIPT_RETRY_DEFER,
 	SCRIPT_COUNT
 };
 
@@ -392,6 +393,18 @@ static const char lua_outbox_ack[] =
 	"redis.call('HDEL', KEYS[2], ARGV[1])\n"
 	"return {'ok', 0}\n";
 
+/*
+ * A delivery put off without an attempt (its target's queue is full): a
+ * retry job like any other, with the retry id format of every retry.
+ * KEYS[1] pw:retries  KEYS[2] pw:retry-jobs  KEYS[3] pw:seq
+ * ARGV[1] webhook id  ARGV[2] due ms  ARGV[3] the job
+ */
+static const char lua_retry_defer[] =
+	"local rid = ARGV[1] .. ':' .. ARGV[2] .. ':' .. redis.call('INCR', KEYS[3])\n"
+	"redis.call('HSET', KEYS[2], rid, ARGV[3])\n"
+	"redis.call('ZADD', KEYS[1], ARGV[2], rid)\n"
+	"return {'ok', 0}\n";
+
 /* KEYS[1] pw:retries  KEYS[2] pw:outbox */
 static const char lua_counts[] =
 	"return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}\n";
@@ -637,7 +650,7 @@ static const char *const script_src[SCRIPT_COUNT] = {
 	lua_create, lua_replace, lua_delete, lua_settings_put, lua_list,
 	lua_load_all, lua_record_failure, lua_record_success, lua_log_attempts,
 	lua_retry_claim, lua_outbox_claim, lua_outbox_ack, lua_counts,
-	lua_promo_apply, lua_period_scan,
+	lua_promo_apply, lua_period_scan, lua_retry_defer,
 };
 
 /* ---- types ---- */
@@ -659,6 +672,7 @@ enum op_kind {
 	OP_OUTBOX_CLAIM,
 	OP_OUTBOX_ACK,
 	OP_COUNTS,
+	OP_RETRY_DEFER,
 	OP_PROMO_APPLY,
 	OP_PERIOD_SCAN,
 };
@@ -886,6 +900,7 @@ static void op_fail(struct store_op *op, enum store_status status)
 		case OP_SUCCESS:
 		case OP_OUTBOX_ACK:
 		case OP_PROMO_APPLY:
+		case OP_RETRY_DEFER:
 			op->cb.write(op->arg, status, 0);
 			break;
 		case OP_SETTINGS_GET:
@@ -1381,6 +1396,7 @@ static void finish_op(struct store_op *op, const redisReply *r)
 	case OP_SUCCESS:
 	case OP_OUTBOX_ACK:
 	case OP_PROMO_APPLY:
+	case OP_RETRY_DEFER:
 		status = parse_write(r, &v);
 		if (status == STORE_ERROR)
 			log_warn("redis script answered unexpectedly", "op=%s", op->name);
@@ -2427,6 +2443,25 @@ int store_outbox_ack(struct store *st, const char *notice_id,
 	op_args(op, "pw:outbox");
 	op_args(op, "pw:notices");
 	op_args(op, notice_id);
+	return op_start(st, op);
+}
+
+int store_retry_defer(struct store *st, const char *webhook_id,
+		      const char *job, int64_t due_ms, store_write_cb *cb,
+		      void *arg)
+{
+	struct store_op *op;
+
+	op = start_write(st, OP_RETRY_DEFER, "retry_defer", SCRIPT_RETRY_DEFER, cb, arg);
+	if (!op)
+		return -1;
+	op_args(op, "3");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:retry-jobs");
+	op_args(op, "pw:seq");
+	op_args(op, webhook_id);
+	op_argnum(op, due_ms);
+	op_args(op, job);
 	return op_start(st, op);
 }
 

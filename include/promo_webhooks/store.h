@@ -325,6 +325,16 @@ int store_outbox_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
 int store_outbox_ack(struct store *st, const char *notice_id,
 		     store_write_cb *cb, void *arg);
 
+/*
+ * Puts a delivery off without an attempt: stores job (the retry job format,
+ * with the attempt number it has not made yet) due at due_ms, to be claimed
+ * like any retry. For deliveries whose target is already saturated, so a
+ * slow target parks its backlog in Redis instead of in memory.
+ */
+int store_retry_defer(struct store *st, const char *webhook_id,
+		      const char *job, int64_t due_ms, store_write_cb *cb,
+		      void *arg);
+
 /* Sizes for /metrics: retries pending, notices pending. */
 typedef void store_counts_cb(void *arg, enum store_status status,
 			     int64_t retries, int64_t notices);
