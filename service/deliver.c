@@ -75,6 +75,7 @@ struct dreq {
 	char resp_head[DELIVER_KEEP_RESPONSE]; /* start of the response body */
 	int too_large;             /* the body passed DELIVER_MAX_RESPONSE */
 	int64_t started_mono_ms;
+	int64_t queued_mono_ms;    /* when it was queued */
 	struct deliver_result res;
 };
 
@@ -960,8 +961,11 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		dreq_free(r);
 		return -1;
 	}
-	if (req->max_queued && t->queue.n >= req->max_queued) {
-		/* The target is saturated: the caller parks this one. */
+	r->queued_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	/* Saturated: the queue is long AND does not drain (its head has
+	 * waited a while). A fast target with a burst queued is not. */
+	if (req->max_queued && t->queue.n >= req->max_queued &&
+	    r->queued_mono_ms - t->queue.head->queued_mono_ms >= DELIVER_SATURATED_WAIT_MS) {
 		dreq_free(r);
 		return DELIVER_SATURATED;
 	}

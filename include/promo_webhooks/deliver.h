@@ -46,12 +46,14 @@ struct deliver_request {
 	const char *message_id;   /* webhook-id header */
 	const char *secret;       /* NULL, or "whsec_..." to sign with */
 	size_t max_queued;        /* 0, or: when this many requests already
-				   * wait for the target, queue nothing and
-				   * return DELIVER_SATURATED */
+				   * wait for the target and the oldest has
+				   * waited DELIVER_SATURATED_WAIT_MS, queue
+				   * nothing and return DELIVER_SATURATED */
 };
 
-/* deliver_submit's answer when the target's queue is at max_queued. */
+/* deliver_submit's answer when the target is saturated (see max_queued). */
 #define DELIVER_SATURATED 1
+#define DELIVER_SATURATED_WAIT_MS 1000
 
 typedef void deliver_done_fn(void *arg, const struct deliver_result *res);
 
@@ -63,7 +65,7 @@ void deliver_free(struct deliver *d);
  * Queues one POST. Takes ownership of req->body (also on failure) and copies
  * every other string. done is called exactly once, from the loop, never
  * inside this call. Returns 0 when queued, DELIVER_SATURATED when the
- * target's queue is at req->max_queued (nothing queued, done not called),
+ * target is saturated (see max_queued; nothing queued, done not called),
  * -1 when out of memory (done not called).
  */
 int deliver_submit(struct deliver *d, const struct deliver_request *req,

@@ -98,7 +98,7 @@ launch_and_wait() {
         start-stop-daemon --start --background --make-pidfile \
             --pidfile "$state/redis.pid" --output "$log" \
             --startas "$server" -- \
-            --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --port "$port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 \
             --daemonize no --dir "$state/redis-data" --loglevel warning ||
             die "start-stop-daemon failed to start redis-server"
         waited=0
@@ -110,7 +110,7 @@ launch_and_wait() {
         [ -n "$pid" ] || die "no pid file written for redis-server"
     else
         (
-            "$server" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            "$server" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 \
                 --daemonize no --dir "$state/redis-data" --loglevel warning \
                 </dev/null >>"$log" 2>&1 &
             echo "$!" >"$state/redis.pid"
