@@ -75,10 +75,14 @@
 #   PW_BENCH_OUT                the JSON file (tests/bench/results/latest.json)
 #   PW_BENCH_KEEP=1             keep the state directory (logs) afterwards
 #   PW_BENCH_PERF=1             perf record the service in the backlog runs
-#                               (flat profiles: tests/bench/results/perf-*.txt);
-#                               =2 also perf traces it for 2 s (syscalls-*.txt);
-#                               the rates of such a run are not representative
-#   PW_BENCH_PERF_ARGS          perf record options (-F 999 -g)
+#                               (profiles: tests/bench/results/perf-*.txt);
+#                               =2 instead perf traces it for 2 s
+#                               (syscalls-*.txt); the rates of such runs are
+#                               not representative, and they overwrite the JSON
+#                               unless PW_BENCH_OUT says otherwise
+#   PW_BENCH_PERF_ARGS          perf record options (-F 999 -g; for call
+#                               chains through libc and curl:
+#                               "-F 499 --call-graph dwarf,16384")
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -173,6 +177,13 @@ rcv() {
 	rc_path=$1
 	shift
 	curl -sf "$@" "http://127.0.0.1:$RCV_CTL$rc_path"
+}
+# rcv_wait PATH FILE: a long-polling /_wait, in the background so that a
+# signal is handled at once (the shell runs traps only between commands).
+rcv_wait() {
+	curl -sf "http://127.0.0.1:$RCV_CTL$1" >"$2" &
+	rw_pid=$!
+	wait "$rw_pid"
 }
 port_of() { awk -v n="$1" '$1 == n { print $2 }' "$T/receiver.ports"; }
 listener_stat() { rcv /_stats | jq -r --arg l "$1" ".listeners[\$l].$2"; }
@@ -308,29 +319,43 @@ backlog_run() {
 	) >"$T/inflight.$br_name" 2>/dev/null &
 	br_sampler=$!
 	br_perf=""
-	if [ -n "${PW_BENCH_PERF:-}" ]; then
+	if [ "${PW_BENCH_PERF:-}" = 1 ]; then
+		# shellcheck disable=SC2086
 		perf record ${PW_BENCH_PERF_ARGS:--F 999 -g} -p "$br_pid" -o "$T/perf.$br_name.data" >/dev/null 2>&1 &
 		br_perf=$!
-		# Syscalls per delivery: a 2 s perf trace once 10% have arrived.
-		[ "$PW_BENCH_PERF" = 2 ] && (
+	elif [ "${PW_BENCH_PERF:-}" = 2 ]; then
+		# Syscalls per delivery: a 2 s perf trace once 10% have arrived
+		# (sendto is one per delivery; the receiver's count is only
+		# approximate, perf takes a moment to attach).
+		(
 			rcv "/_wait?count=$((br_expected / 10))&timeout_ms=60000" >/dev/null
 			tr_c0=$(rcv /_count)
 			timeout -s INT 2 perf trace -s -p "$br_pid" -o "$T/trace.$br_name" >/dev/null 2>&1 || true
 			tr_c1=$(rcv /_count)
 			mkdir -p "$here/results"
 			{
-				echo "deliveries during the trace: $((tr_c1 - tr_c0))"
+				echo "deliveries during the trace (approximate): $((tr_c1 - tr_c0))"
 				cat "$T/trace.$br_name"
 			} >"$here/results/syscalls-$br_name.txt"
 		) &
 	fi
-	rcv "/_wait?count=$br_expected&timeout_ms=$((br_timeout * 1000))" >"$T/wait.$br_name"
+	rcv_wait "/_wait?count=$br_expected&timeout_ms=$((br_timeout * 1000))" "$T/wait.$br_name"
 	if [ -n "$br_perf" ]; then
 		kill -INT "$br_perf" 2>/dev/null || true
 		wait "$br_perf" 2>/dev/null || true
 		mkdir -p "$here/results"
-		perf report -i "$T/perf.$br_name.data" --stdio --no-children -g none --sort dso,symbol --percent-limit 0.5 \
-			2>/dev/null | grep -v '^$' | grep -v '^#' | grep '%' | head -60 >"$here/results/perf-$br_name.txt" || true
+		{
+			echo "# self time by library"
+			perf report -i "$T/perf.$br_name.data" --stdio --no-children -g none --sort dso \
+				2>/dev/null | grep '%' | head -12
+			echo "# self time by symbol"
+			perf report -i "$T/perf.$br_name.data" --stdio --no-children -g none --sort dso,symbol \
+				--percent-limit 0.5 2>/dev/null | grep '%' | head -60
+			echo "# inclusive time (with callees) of user-space symbols"
+			perf report -i "$T/perf.$br_name.data" --stdio --children -g none --sort symbol \
+				--percent-limit 0.5 2>/dev/null | grep '%' | grep -v '\[k\]' |
+				grep -v '\] 0x0000' | head -70
+		} | sed 's/[ -]*$//' >"$here/results/perf-$br_name.txt" || true
 	fi
 	br_t1=$(now_ms)
 	br_cpu=$(cpu_ticks "$br_pid")
@@ -522,7 +547,7 @@ latency_run() {
 	wait_for 30 "$lr_name: every partition assigned" assigned_all "$lr_api" "$lr_topic"
 	# Warm up connections and the consumer, then measure from zero.
 	lr_warm=$(produce "$lr_topic" 0 "$lr_comp" warm --rate "$lr_rate" --seconds 2 | jq .produced)
-	rcv "/_wait?listener=lat&count=$((lr_warm * lr_fan))&timeout_ms=30000" >/dev/null
+	rcv_wait "/_wait?listener=lat&count=$((lr_warm * lr_fan))&timeout_ms=30000" /dev/null
 	rcv /_reset -X POST >/dev/null
 	lr_c0=$(cpu_ticks "$lr_pid")
 	lr_k0=$(cpu_ticks "$KAFKA_PID")
@@ -537,7 +562,7 @@ latency_run() {
 	lr_sampler=$!
 	lr_out=$(produce "$lr_topic" 0 "$lr_comp" m --rate "$lr_rate" --seconds "$LAT_SECONDS" --consume)
 	lr_n=$(($(echo "$lr_out" | jq .produced) * lr_fan))
-	rcv "/_wait?listener=lat&count=$lr_n&timeout_ms=60000" >"$T/wait.$lr_name"
+	rcv_wait "/_wait?listener=lat&count=$lr_n&timeout_ms=60000" "$T/wait.$lr_name"
 	lr_c1=$(cpu_ticks "$lr_pid")
 	lr_k1=$(cpu_ticks "$KAFKA_PID")
 	kill "$lr_sampler" 2>/dev/null || true
@@ -607,7 +632,7 @@ iso_run() {
 	start_service "$ir_name" "$ir_topic" "g-$ir_name-$$" $fast_env
 	ir_pid=$SVC_PID
 	ir_api=$SVC_API
-	rcv "/_wait?listener=iso1&count=1000&timeout_ms=60000" >/dev/null
+	rcv_wait "/_wait?listener=iso1&count=1000&timeout_ms=60000" /dev/null
 	sleep 2
 	ir_c0=$(nine_count)
 	ir_t0=$(now_ms)
@@ -669,7 +694,7 @@ scale_run() {
 	sr_ca0=$(cpu_ticks "$sr_a")
 	[ "$sr_n" = 2 ] && sr_cb0=$(cpu_ticks "$sr_b")
 	sr_prod=$(produce "$sr_topic" "$SCALE_EVENTS" "$sr_name" "$sr_name")
-	rcv "/_wait?listener=$sr_name&count=$SCALE_EVENTS&timeout_ms=$(((SCALE_EVENTS / 500 + 120) * 1000))" >"$T/wait.$sr_name"
+	rcv_wait "/_wait?listener=$sr_name&count=$SCALE_EVENTS&timeout_ms=$(((SCALE_EVENTS / 500 + 120) * 1000))" "$T/wait.$sr_name"
 	sr_cpu=$(calc "($(cpu_ticks "$sr_a") - $sr_ca0) / $HZ")
 	[ "$sr_n" = 2 ] && sr_cpu=$(calc "$sr_cpu + ($(cpu_ticks "$sr_b") - $sr_cb0) / $HZ")
 	rcv /_stats >"$T/stats.$sr_name"
