@@ -419,6 +419,11 @@ cc $CFLAGS_BENCH -o "$tools/pw-bench-curl-limit" "$here/curl_limit.c" $(pkg-conf
 # shellcheck disable=SC2046,SC2086
 cc $CFLAGS_BENCH -pthread -o "$tools/pw-bench-produce" "$here/bench_produce.c" $(pkg-config --cflags --libs rdkafka)
 
+# What was measured: the commit, and a hash of the sources built (the
+# working tree may differ from the commit).
+COMMIT=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_HASH=$(cat "$root"/service/*.c "$root"/include/promo_webhooks/*.h | sha256sum | cut -c1-16)
+
 # ---------------------------------------------------------------- machine
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -737,14 +742,13 @@ for d in $SLOW_DELAYS; do
 		"$T/slow.all.json" >"$T/slow.all.tmp"
 	mv "$T/slow.all.tmp" "$T/slow.all.json"
 done
-commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 jq -n \
 	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	--arg model "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
 	--arg kernel "$(uname -sr)" --argjson nproc "$(nproc)" \
 	--argjson memmb "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)" \
 	--arg load0 "$LOAD_START" --arg load1 "$(cut -d' ' -f1-3 /proc/loadavg)" \
-	--arg commit "$commit" --arg cmd "${PW_BENCH_QUICK:+PW_BENCH_QUICK=$PW_BENCH_QUICK }sh tests/bench/run.sh" \
+	--arg commit "$COMMIT" --arg srchash "$SOURCE_HASH" --arg cmd "${PW_BENCH_QUICK:+PW_BENCH_QUICK=$PW_BENCH_QUICK }sh tests/bench/run.sh" \
 	--arg curlv "$(pkg-config --modversion libcurl)" --arg rdkv "$(pkg-config --modversion rdkafka)" \
 	--arg eventv "$(pkg-config --modversion libevent)" \
 	--argjson events "$EVENTS" --argjson parts "$PARTS" --argjson per "$PER_TARGET" \
@@ -761,7 +765,7 @@ jq -n \
 	{machine: {nproc: $nproc, model_name: $model, kernel: $kernel, memory_mb: $memmb,
 		   date: $date, loadavg_start: $load0, loadavg_end: $load1,
 		   note: "Kafka, Redis, the receiver and the service share these CPUs; other processes on the machine add noise (see loadavg)"},
-	 command: $cmd, commit: $commit,
+	 command: $cmd, commit: $commit, source_sha256_16: $srchash,
 	 versions: {libcurl: $curlv, librdkafka: $rdkv, libevent: $eventv, kafka: "4.1.1"},
 	 config: {events: $events, partitions: $parts, in_flight_per_target: $per,
 		  slow_in_flight: $slowc, slow_max_in_flight: $slowmax},
