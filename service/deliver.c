@@ -102,6 +102,17 @@ struct sockctx {
 	struct sockctx *prev, *next;
 };
 
+/* Webhook URLs repeat on every delivery: their target is looked up by the
+ * URL string in a direct-mapped cache instead of parsing the URL again
+ * (parsing was ~6% of the CPU per delivery). Targets live as long as the
+ * deliverer, so the pointers stay valid. */
+#define URL_CACHE_SIZE 4096
+
+struct url_slot {
+	char *url;
+	struct target *t;
+};
+
 struct deliver {
 	struct event_base *base;
 	CURLM *multi;
@@ -114,6 +125,7 @@ struct deliver {
 	size_t max_per_target;
 	int allow_private;
 
+	struct url_slot *url_cache; /* URL -> target, so a URL is parsed once */
 	struct target **buckets;   /* targets by key */
 	size_t nbuckets;
 	size_t ntargets;
@@ -302,24 +314,14 @@ static void ring_update(struct deliver *d, struct target *t)
 	}
 }
 
-/* Forgets a target with nothing queued or running. */
+/* A target with nothing queued or running leaves the ready ring. It is kept
+ * (one small struct per distinct scheme://host:port) because the URL cache
+ * points at it; only deliver_cancel_all and deliver_free forget targets. */
 static void target_release_if_idle(struct deliver *d, struct target *t)
 {
-	struct target **pp;
-
 	if (t->queue.n || t->running)
 		return;
 	ring_remove(d, t);
-	for (pp = &d->buckets[hash_key(t->key) & (d->nbuckets - 1)]; *pp;
-	     pp = &(*pp)->hnext) {
-		if (*pp == t) {
-			*pp = t->hnext;
-			break;
-		}
-	}
-	d->ntargets--;
-	free(t->key);
-	free(t);
 }
 
 /* "scheme://host:port" of an absolute http(s) URL, lower case. */
@@ -850,11 +852,13 @@ struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 	d->free_easy = calloc(d->max_total < DELIVER_MAX_FREE_EASY ? d->max_total
 								    : DELIVER_MAX_FREE_EASY,
 			      sizeof(*d->free_easy));
+	d->url_cache = calloc(URL_CACHE_SIZE, sizeof(*d->url_cache));
 	d->multi = curl_multi_init();
 	d->share = curl_share_init();
 	d->timer = evtimer_new(base, timer_event_cb, d);
 	d->kick = event_new(base, -1, 0, kick_cb, d);
-	if (!d->free_easy || !d->multi || !d->share || !d->timer || !d->kick) {
+	if (!d->free_easy || !d->url_cache || !d->multi || !d->share || !d->timer ||
+	    !d->kick) {
 		snprintf(err, errlen, "out of memory");
 		deliver_free(d);
 		return NULL;
@@ -911,6 +915,11 @@ void deliver_free(struct deliver *d)
 		}
 	}
 	free(d->buckets);
+	if (d->url_cache) {
+		for (i = 0; i < URL_CACHE_SIZE; i++)
+			free(d->url_cache[i].url);
+		free(d->url_cache);
+	}
 	if (d->timer)
 		event_free(d->timer);
 	if (d->kick)
@@ -922,12 +931,43 @@ void deliver_free(struct deliver *d)
 	}
 }
 
+/*
+ * The target of url, from the cache or parsed once. NULL with *bad = 1 and
+ * why set when the URL cannot be used; NULL with *bad = 0 when out of
+ * memory.
+ */
+static struct target *target_for_url(struct deliver *d, const char *url, char *why,
+				     size_t whylen, int *bad)
+{
+	struct url_slot *slot = &d->url_cache[hash_key(url) & (URL_CACHE_SIZE - 1)];
+	struct target *t;
+	char key[1024];
+	char *copy;
+
+	*bad = 0;
+	if (slot->url && strcmp(slot->url, url) == 0)
+		return slot->t;
+	if (target_key(url, key, sizeof(key), why, whylen) < 0) {
+		*bad = 1;
+		return NULL;
+	}
+	t = target_get(d, key);
+	copy = t ? dup_str(url) : NULL;
+	if (copy) {
+		free(slot->url);
+		slot->url = copy;
+		slot->t = t;
+	}
+	return t;
+}
+
 int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		   deliver_done_fn *done, void *arg)
 {
-	char key[1024], why[128];
+	char why[128];
 	struct target *t;
 	struct dreq *r;
+	int bad;
 
 	r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -947,7 +987,8 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		dreq_free(r);
 		return -1;
 	}
-	if (target_key(r->url, key, sizeof(key), why, sizeof(why)) < 0) {
+	t = target_for_url(d, r->url, why, sizeof(why), &bad);
+	if (!t && bad) {
 		/* Not an attempt that could start: reported from the loop. */
 		set_result(r, DELIVER_OTHER, why);
 		r->res.started_ms = clock_ms(CLOCK_REALTIME);
@@ -956,7 +997,6 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		kick(d);
 		return 0;
 	}
-	t = target_get(d, key);
 	if (!t) {
 		dreq_free(r);
 		return -1;
@@ -1035,6 +1075,11 @@ void deliver_cancel_all(struct deliver *d)
 	}
 	d->ntargets = 0;
 	d->ring_head = d->ring_tail = NULL;
+	for (i = 0; d->url_cache && i < URL_CACHE_SIZE; i++) {
+		free(d->url_cache[i].url);
+		d->url_cache[i].url = NULL;
+		d->url_cache[i].t = NULL;
+	}
 	while ((r = all.head) != NULL) {
 		dlist_unlink(&all, r);
 		r->state = DREQ_FINISHED;
