@@ -175,9 +175,9 @@ int main(int argc, char **argv)
 		{ PERIOD_MINUTES, 1 }, { PERIOD_MINUTES, 15 }, { PERIOD_HOURS, 1 },
 		{ PERIOD_HOURS, 6 }, { PERIOD_DAYS, 1 },
 	};
-	long n_promos = argc > 1 ? atol(argv[1]) : 10000;
-	long n_hooks = argc > 2 ? atol(argv[2]) : 100;
-	long ticks = argc > 3 ? atol(argv[3]) : 120;
+	long n_promos = argc > 1 ? strtol(argv[1], NULL, 10) : 10000;
+	long n_hooks = argc > 2 ? strtol(argv[2], NULL, 10) : 100;
+	long ticks = argc > 3 ? strtol(argv[3], NULL, 10) : 120;
 	struct store_period_hook *hooks;
 	struct stats steady, moving, whole, first;
 	char (*ids)[33];

@@ -877,7 +877,7 @@ static void parse_spec(const char *spec)
 		fprintf(stderr, "pw-bench-receiver: bad --listen %s\n", spec);
 		exit(2);
 	}
-	strcpy(l->name, tok);
+	snprintf(l->name, sizeof(l->name), "%s", tok);
 	while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
 		if (strncmp(tok, "delay_ms=", 9) == 0) {
 			l->delay_ms = strtol(tok + 9, NULL, 10);
