@@ -655,6 +655,8 @@ static void complete(struct deliver *d, struct dreq *r)
 	if (r->res.outcome != DELIVER_OK)
 		log_debug("delivery attempt failed", "outcome=%d status=%ld error=\"%s\"",
 			  (int)r->res.outcome, r->res.status, r->res.error);
+	r->res.response = r->resp_head;
+	r->res.response_len = r->resp_kept;
 	done(arg, &r->res);
 	dreq_free(r);
 }

@@ -115,6 +115,7 @@ struct delivery_job {
 	char webhook_id[WEBHOOK_ID_LEN + 1];
 	char message_id[SIGN_MESSAGE_ID_LEN];
 	struct deliver_result res;    /* the outcome while it is recorded */
+	char *response;               /* its response head (res.response) */
 	int parking;                  /* being parked, not recorded */
 	int record_backoff_ms;
 	struct event *record_timer;
@@ -474,6 +475,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 	}
 	if (job->record_timer)
 		event_free(job->record_timer);
+	free(job->response);
 	free(job);
 	p->jobs_live--;
 	after_completion(p);
@@ -636,6 +638,8 @@ static void record_failure(struct delivery_job *job)
 	f.attempt.status = job->res.status;
 	f.attempt.error = job->res.error[0] ? job->res.error : "failed";
 	f.attempt.duration_ms = job->res.duration_ms;
+	f.attempt.response = job->res.response;
+	f.attempt.response_len = job->res.response_len;
 	f.window_ms = (int64_t)p->cfg->failure_window_s * 1000;
 	f.threshold = p->cfg->failure_threshold;
 	f.at_text = at_text;
@@ -744,6 +748,17 @@ static void delivery_done(void *arg, const struct deliver_result *res)
 		 job->webhook_id, event_type_name(src.type), job->message_id, job->attempt,
 		 res->status, res->error, res->duration_ms);
 	job->res = *res;
+	job->res.response = NULL;
+	job->res.response_len = 0;
+	if (res->response && res->response_len) {
+		/* Kept for the attempt log: res is gone after this callback. */
+		job->response = malloc(res->response_len);
+		if (job->response) {
+			memcpy(job->response, res->response, res->response_len);
+			job->res.response = job->response;
+			job->res.response_len = res->response_len;
+		}
+	}
 	record_failure(job);
 }
 

@@ -2136,7 +2136,8 @@ static void add_outcome(struct buf *out, const struct store_attempt *a)
 }
 
 /* An attempt log entry, the contract's shape (section 7):
- * {"at","eventId","attempt","status","error","durationMs"}. */
+ * {"at","eventId","attempt","status","error","durationMs"}, plus
+ * "responseBody" (the first KiB the receiver answered) on failures. */
 static void attempt_json(const struct store_attempt *a, const char *at_text,
 			 struct buf *out)
 {
@@ -2146,7 +2147,14 @@ static void attempt_json(const struct store_attempt *a, const char *at_text,
 	add_json_or_null(out, a->event_id);
 	buf_addf(out, ",\"attempt\":%d,", a->attempt);
 	add_outcome(out, a);
-	buf_addf(out, ",\"durationMs\":%lld}", (long long)a->duration_ms);
+	buf_addf(out, ",\"durationMs\":%lld", (long long)a->duration_ms);
+	/* Beyond the contract's fields: what a failing receiver answered. */
+	if (a->response && a->response_len) {
+		buf_adds(out, ",\"responseBody\":");
+		buf_add_json_string(out, a->response,
+				    a->response_len < 1024 ? a->response_len : 1024);
+	}
+	buf_addc(out, '}');
 }
 
 int store_record_failure(struct store *st, const struct store_failure *f,

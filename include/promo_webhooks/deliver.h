@@ -36,6 +36,10 @@ struct deliver_result {
 	char error[256];      /* one line for the attempt log, "" on success */
 	int64_t duration_ms;  /* from the start of the attempt */
 	int64_t started_ms;   /* Unix ms when the attempt started */
+	const char *response; /* the first bytes (at most 1 KiB) of the response
+			       * body, for the attempt log; valid only during
+			       * the done callback; may be NULL */
+	size_t response_len;
 };
 
 struct deliver_request {

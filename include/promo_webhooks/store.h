@@ -219,6 +219,9 @@ struct store_attempt {
 	long status;             /* HTTP status, 0 when none was received */
 	const char *error;       /* NULL on success, else one line */
 	int64_t duration_ms;
+	const char *response;    /* failures: the first bytes of the response
+				  * body (at most 1 KiB), or NULL */
+	size_t response_len;
 };
 
 /* A failed attempt to record (one atomic step, contract section 5). The

@@ -52,6 +52,8 @@ jq -e '.items[0].eventId == "b-1" and .items[0].status == 200 and .items[0].erro
 	and .items[0].attempt == 1 and (.items[0].durationMs | type) == "number"
 	and (.items[0].at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T"))
 	and .items[1].status == 500 and (.items[1].error | length) > 0
+	and .items[1].responseBody == "{\"error\":\"pw-receiver answered 500\"}"
+	and (.items[0] | has("responseBody") | not)
 	and ([.items[1].eventId, .items[2].eventId] | sort) == ["a-1", "a-2"]' "$T/resp" >/dev/null ||
 	fail "attempt log is not as expected: $(cat "$T/resp")"
 

@@ -552,7 +552,17 @@ static void send_status(struct evhttp_request *req, int status, const char *loca
             fprintf(stderr, "pw-receiver: cannot add Location header\n");
         }
     }
-    evhttp_send_reply(req, status, reason_phrase(status), NULL);
+    /* Error answers carry a small body, as real receivers' do, so the
+     * service's attempt log can be seen keeping it. */
+    struct evbuffer *body = status >= 400 ? evbuffer_new() : NULL;
+    if (body != NULL && evbuffer_add_printf(body, "{\"error\":\"pw-receiver answered %d\"}", status) < 0) {
+        evbuffer_free(body);
+        body = NULL;
+    }
+    evhttp_send_reply(req, status, reason_phrase(status), body);
+    if (body != NULL) {
+        evbuffer_free(body);
+    }
 }
 
 /* Closes the connection of req without answering. */
