@@ -34,7 +34,9 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A signal ends the test (the EXIT trap then cleans up).
+trap 'exit 1' INT TERM
 
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it
 # succeeds, or fails the test after SECONDS.

@@ -59,7 +59,7 @@ kpid=$(cat "$PW_TEST_STATE/kafka/kafka.pid")
 kill -STOP "$kpid"
 # From here on the broker answers nothing until SIGCONT.
 resume_kafka() { kill -CONT "$kpid" 2>/dev/null || true; }
-trap 'resume_kafka; cleanup' EXIT INT TERM
+trap 'resume_kafka; cleanup' EXIT
 wait_for 30 "f disabled while Kafka is frozen" webhook_disabled acme "$W2"
 [ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:outbox)" = 1 ] || fail "the notice is not in the outbox"
 resume_kafka
