@@ -544,10 +544,6 @@ static void reply_sample(struct api *api, struct evhttp_request *req,
 	rc = samples_render(t, company_id, webhook_id, period, period_value, fmt, &b);
 	if (rc == SAMPLES_OK)
 		reply_buf(api, req, 200, samples_content_type(fmt), &b);
-	else if (rc == SAMPLES_UNSUPPORTED)
-		/* XML payloads arrive with a later issue. */
-		reply_error(api, req, 501, "not_implemented", NULL,
-			    "XML payloads are not available yet");
 	else
 		reply_error(api, req, 500, "internal", NULL,
 			    "the sample payload could not be rendered");

@@ -22,8 +22,6 @@ const char *samples_data(enum event_type t);
 
 enum samples_result {
 	SAMPLES_OK = 0,          /* out holds the body */
-	SAMPLES_UNSUPPORTED = 1, /* no longer returned: every payload type
-				  * renders (kept while callers test for it) */
 	SAMPLES_FAILED = -1,     /* rendering failed (out of memory, or a
 				  * type or argument out of range) */
 };
