@@ -63,6 +63,12 @@
 #define PIPELINE_PARK_FACTOR 2
 #define PIPELINE_PARK_DELAY_MS 5000
 
+/* A doubling delay before a step is tried again, and its timer. */
+struct backoff {
+	struct event *timer;
+	int ms; /* the last delay, 0 before the first */
+};
+
 /* Upper bounds (seconds) of the delivery duration histogram's buckets. */
 static const double duration_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 					   0.5,   1,    2.5,   5,    10,  30 };
@@ -117,8 +123,7 @@ struct delivery_job {
 	struct deliver_result res;    /* the outcome while it is recorded */
 	char *response;               /* its response head (res.response) */
 	int parking;                  /* being parked, not recorded */
-	int record_backoff_ms;
-	struct event *record_timer;
+	struct backoff record;        /* retries of recording the outcome */
 };
 
 /* What a delivery renders from, whether first attempt or retry. */
@@ -161,8 +166,7 @@ struct dlq_job {
 	struct event_header *headers; /* original headers, then the four x- ones */
 	size_t n_headers;
 	char *strings;                /* backing store of header names/values */
-	int backoff_ms;
-	struct event *retry_timer;
+	struct backoff retry;         /* produce retries */
 };
 
 struct pipeline_counters {
@@ -248,12 +252,39 @@ static void set_intake(struct pipeline *p, int on)
  * shutdown on when nothing is left in flight. */
 static void after_completion(struct pipeline *p);
 
+/* ---- retrying a step that failed (Redis or Kafka away) --------------- */
+
+/* Arms b to call cb(arg) after the next delay (first_ms, doubling up to
+ * max_ms). Returns the delay, or -1 when the timer cannot be armed. */
+static int backoff_arm(struct pipeline *p, struct backoff *b, int first_ms, int max_ms,
+		       event_callback_fn cb, void *arg)
+{
+	struct timeval tv;
+
+	b->ms = b->ms ? b->ms * 2 : first_ms;
+	if (b->ms > max_ms)
+		b->ms = max_ms;
+	if (!b->timer)
+		b->timer = evtimer_new(p->base, cb, arg);
+	tv.tv_sec = b->ms / 1000;
+	tv.tv_usec = (b->ms % 1000) * 1000;
+	if (!b->timer || evtimer_add(b->timer, &tv) < 0)
+		return -1;
+	return b->ms;
+}
+
+static void backoff_release(struct backoff *b)
+{
+	if (b->timer)
+		event_free(b->timer);
+	b->timer = NULL;
+}
+
 /* ---- dead letters ---------------------------------------------------- */
 
 static void dlq_free(struct dlq_job *j)
 {
-	if (j->retry_timer)
-		event_free(j->retry_timer);
+	backoff_release(&j->retry);
 	free(j->key);
 	free(j->value);
 	free(j->headers);
@@ -275,7 +306,6 @@ static void dlq_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void dlq_schedule_retry(struct dlq_job *j, const char *why)
 {
 	struct pipeline *p = j->p;
-	struct timeval tv;
 
 	if (p->state >= PIPELINE_DRAINING) {
 		/* Not finished: the message is consumed again after restart. */
@@ -285,21 +315,15 @@ static void dlq_schedule_retry(struct dlq_job *j, const char *why)
 		after_completion(p);
 		return;
 	}
-	j->backoff_ms = j->backoff_ms ? j->backoff_ms * 2 : 500;
-	if (j->backoff_ms > PIPELINE_DLQ_MAX_BACKOFF_MS)
-		j->backoff_ms = PIPELINE_DLQ_MAX_BACKOFF_MS;
-	log_warn("dead-letter produce failed, retrying", "reason=\"%s\" backoff_ms=%d",
-		 why, j->backoff_ms);
-	if (!j->retry_timer)
-		j->retry_timer = evtimer_new(p->base, dlq_retry_cb, j);
-	tv.tv_sec = j->backoff_ms / 1000;
-	tv.tv_usec = (j->backoff_ms % 1000) * 1000;
-	if (!j->retry_timer || evtimer_add(j->retry_timer, &tv) < 0) {
+	if (backoff_arm(p, &j->retry, 500, PIPELINE_DLQ_MAX_BACKOFF_MS, dlq_retry_cb, j) < 0) {
 		log_error("cannot arm dead-letter retry timer", "%s", "");
 		p->dlq_pending--;
 		dlq_free(j);
 		after_completion(p);
+		return;
 	}
+	log_warn("dead-letter produce failed, retrying", "reason=\"%s\" backoff_ms=%d", why,
+		 j->retry.ms);
 }
 
 static void dlq_done(void *arg, int ok, const char *err)
@@ -473,8 +497,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 		p->retries_live--;
 		claimed_retry_free(job->retry);
 	}
-	if (job->record_timer)
-		event_free(job->record_timer);
+	backoff_release(&job->record);
 	free(job->response);
 	free(job);
 	p->jobs_live--;
@@ -539,7 +562,6 @@ static void record_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void record_later(struct delivery_job *job, const char *why)
 {
 	struct pipeline *p = job->p;
-	struct timeval tv;
 
 	p->counters.redis_errors++;
 	if (p->state >= PIPELINE_CLOSING) {
@@ -548,17 +570,13 @@ static void record_later(struct delivery_job *job, const char *why)
 		job_finish(job, 0);
 		return;
 	}
-	job->record_backoff_ms = job->record_backoff_ms ? job->record_backoff_ms * 2 : 100;
-	if (job->record_backoff_ms > PIPELINE_RECORD_MAX_BACKOFF_MS)
-		job->record_backoff_ms = PIPELINE_RECORD_MAX_BACKOFF_MS;
-	log_warn("cannot record failed delivery, retrying", "webhook=%s reason=\"%s\" backoff_ms=%d",
-		 job->webhook_id, why, job->record_backoff_ms);
-	if (!job->record_timer)
-		job->record_timer = evtimer_new(p->base, record_retry_cb, job);
-	tv.tv_sec = job->record_backoff_ms / 1000;
-	tv.tv_usec = (job->record_backoff_ms % 1000) * 1000;
-	if (!job->record_timer || evtimer_add(job->record_timer, &tv) < 0)
+	if (backoff_arm(p, &job->record, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, record_retry_cb,
+			job) < 0) {
 		job_finish(job, 0);
+		return;
+	}
+	log_warn("cannot record delivery outcome, retrying", "webhook=%s reason=\"%s\" backoff_ms=%d",
+		 job->webhook_id, why, job->record.ms);
 }
 
 static void failure_recorded(void *arg, enum store_status status,
@@ -862,8 +880,7 @@ static int submit_first(struct pipeline *p, struct inflight_event *ie,
 struct promo_job {
 	struct pipeline *p;
 	struct inflight_event *ie;
-	int backoff_ms;
-	struct event *timer;
+	struct backoff retry;
 };
 
 static void promo_apply(struct promo_job *pj);
@@ -873,8 +890,7 @@ static void promo_finish(struct promo_job *pj, int recorded)
 	struct pipeline *p = pj->p;
 
 	event_part_done(p, pj->ie, recorded);
-	if (pj->timer)
-		event_free(pj->timer);
+	backoff_release(&pj->retry);
 	free(pj);
 	p->jobs_live--;
 	after_completion(p);
@@ -891,7 +907,6 @@ static void promo_applied(void *arg, enum store_status status, int64_t version)
 {
 	struct promo_job *pj = arg;
 	struct pipeline *p = pj->p;
-	struct timeval tv;
 
 	(void)version;
 	if (status == STORE_OK) {
@@ -903,17 +918,12 @@ static void promo_applied(void *arg, enum store_status status, int64_t version)
 		promo_finish(pj, 0);
 		return;
 	}
-	pj->backoff_ms = pj->backoff_ms ? pj->backoff_ms * 2 : 100;
-	if (pj->backoff_ms > PIPELINE_RECORD_MAX_BACKOFF_MS)
-		pj->backoff_ms = PIPELINE_RECORD_MAX_BACKOFF_MS;
-	log_warn("cannot store promotion state, retrying", "promotion=%s reason=%s backoff_ms=%d",
-		 pj->ie->ev.promotion_id, store_status_name(status), pj->backoff_ms);
-	if (!pj->timer)
-		pj->timer = evtimer_new(p->base, promo_retry_cb, pj);
-	tv.tv_sec = pj->backoff_ms / 1000;
-	tv.tv_usec = (pj->backoff_ms % 1000) * 1000;
-	if (!pj->timer || evtimer_add(pj->timer, &tv) < 0)
+	if (backoff_arm(p, &pj->retry, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, promo_retry_cb, pj) < 0) {
 		promo_finish(pj, 0);
+		return;
+	}
+	log_warn("cannot store promotion state, retrying", "promotion=%s reason=%s backoff_ms=%d",
+		 pj->ie->ev.promotion_id, store_status_name(status), pj->retry.ms);
 }
 
 static void promo_apply(struct promo_job *pj)

@@ -75,11 +75,6 @@ static void on_scan(void *arg, enum store_status status, size_t claimed,
 	r->skipped = skipped;
 }
 
-static int is_done(void *arg)
-{
-	return *(int *)arg != 0;
-}
-
 static int ready(void *arg)
 {
 	return store_is_ready(st);
@@ -118,7 +113,7 @@ static size_t pass(int64_t now, const struct store_period_hook *hooks,
 	t0 = itest_now_ms();
 	if (store_period_scan(st, now, text, 1000, hooks, n, on_scan, &r) < 0)
 		die("store_period_scan refused");
-	if (itest_run_until(base, is_done, &r, 60000) < 0)
+	if (itest_run_until(base, itest_is_done, &r, 60000) < 0)
 		die("a pass did not complete");
 	*ms = (double)(itest_now_ms() - t0);
 	if (r.status != STORE_OK || r.skipped)

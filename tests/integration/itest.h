@@ -171,4 +171,21 @@ static inline int64_t itest_run_until(struct event_base *base, itest_cond *cond,
 	return took;
 }
 
+/* For result structs whose first member is an int done flag that their
+ * callback sets. */
+static inline int itest_is_done(void *arg)
+{
+	return *(int *)arg != 0;
+}
+
+/* Runs the loop until the result r is done; ends the test after
+ * timeout_ms. */
+static inline void itest_wait_done(struct event_base *base, void *r, int64_t timeout_ms)
+{
+	if (itest_run_until(base, itest_is_done, r, timeout_ms) < 0) {
+		fprintf(stderr, "operation did not complete\n");
+		exit(1);
+	}
+}
+
 #endif

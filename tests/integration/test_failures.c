@@ -148,18 +148,10 @@ static void on_counts(void *arg, enum store_status status, int64_t retries,
 	c->notices = notices;
 }
 
-/* Every result struct starts with its done flag. */
-static int is_done(void *arg)
-{
-	return *(int *)arg;
-}
-
+/* Every result struct starts with its done flag (itest_wait_done). */
 static void wait_done(void *r)
 {
-	if (itest_run_until(base, is_done, r, 8000) < 0) {
-		fprintf(stderr, "operation did not complete\n");
-		exit(1);
-	}
+	itest_wait_done(base, r, 8000);
 }
 
 /* ---- changes published (seen by the second store) ---- */
@@ -1008,7 +1000,7 @@ static void test_unreachable(void)
 	failure_init(&f, a.webhook_id, T0, 500, NULL);
 	memset(&r, 0, sizeof(r));
 	CHECK_INT(store_record_failure(st, &f, on_failure, &r), 0);
-	CHECK(itest_run_until(base, is_done, &r, 8000) >= 0);
+	CHECK(itest_run_until(base, itest_is_done, &r, 8000) >= 0);
 	CHECK_INT(r.status, STORE_UNAVAILABLE);
 	store_free(st);
 }

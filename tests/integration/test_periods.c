@@ -72,17 +72,9 @@ static void on_scan(void *arg, enum store_status status, size_t claimed,
 	r->skipped = skipped;
 }
 
-static int is_done(void *arg)
-{
-	return *(int *)arg;
-}
-
 static void wait_done(void *r)
 {
-	if (itest_run_until(base, is_done, r, 10000) < 0) {
-		fprintf(stderr, "operation did not complete\n");
-		exit(1);
-	}
+	itest_wait_done(base, r, 10000);
 }
 
 /* ---- promotions ---- */
