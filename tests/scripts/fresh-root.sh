@@ -99,8 +99,11 @@ cleanup() {
 	done
 	if [ "${PW_KEEP_ROOT:-0}" = 1 ]; then
 		say "root kept in $root"
+	elif grep -q " $root/" /proc/mounts; then
+		# Never remove through a mount that is still there (/dev!).
+		say "something is still mounted under $root: not removing it"
 	else
-		rm -rf "$root"
+		rm -rf --one-file-system "$root"
 	fi
 	exit "$rc"
 }
