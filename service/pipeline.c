@@ -30,6 +30,9 @@
 #include "promo_webhooks/retryjob.h"
 #include "promo_webhooks/sign.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
+#include "promo_webhooks/store_hooks.h"
 
 /* Intake resumes when pending deliveries fall to this share of the bound. */
 #define PIPELINE_RESUME_NUM 3

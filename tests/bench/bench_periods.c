@@ -27,6 +27,9 @@
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "promo_webhooks/webhook.h"
 #include "itest.h"
 

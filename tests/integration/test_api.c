@@ -10,6 +10,9 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "testutil.h"
 #include "itest.h"
 
