@@ -146,6 +146,14 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 	}
 	c->cb = cb;
 	c->arg = arg;
+	rlink_cmd_key(cmd, STORE_KEY("scheduler:lock"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("promo-fresh"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("sched:pass"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("promo-gen"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("occurrences"), NULL);
 	buf_init(&list, ARG_MAX);
 	buf_addc(&list, '[');
 	for (i = 0; i < n; i++) {
@@ -169,15 +177,12 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 		buf_addf(&list, ",\"%s\",\"%s\",\"%s\",%lld,%lld]", which, event,
 			 period, (long long)h->period_value,
 			 (long long)h->period_ms);
+		/* The hook's keys, in the order of the list (period_scan.lua). */
+		rlink_cmd_key(cmd, STORE_KEY("sched:"), h->webhook_id, ":", which, NULL);
+		rlink_cmd_key(cmd, STORE_KEY("promo:"), h->company_id, NULL);
+		rlink_cmd_key(cmd, STORE_KEY("promo-"), which, ":", h->company_id, NULL);
 	}
 	buf_addc(&list, ']');
-	rlink_cmd_key(cmd, STORE_KEY("scheduler:lock"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("promo-fresh"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("sched:pass"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("promo-gen"), NULL);
 	rlink_cmd_argnum(cmd, now_ms);
 	rlink_cmd_args(cmd, now_text);
 	rlink_cmd_argnum(cmd, lock_ms > 0 ? lock_ms : 1);

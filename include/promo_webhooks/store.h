@@ -37,7 +37,7 @@ struct event_base;
 struct store;
 
 /* The prefix of every key: the hash tag {pw} (one slot, see above). */
-#define STORE_KEY(name) "pw:" name
+#define STORE_KEY(name) "{pw}:" name
 
 enum store_status {
 	STORE_OK = 0,      /* done */

@@ -4,21 +4,21 @@
  * convention).
  *
  * Keys (store.h: every key under the hash tag {pw}):
- *   pw:webhooks                 HASH  webhook id -> stored JSON document
+ *   {pw}:webhooks                 HASH  webhook id -> stored JSON document
  *                                     (webhook_to_storage: times in Unix ms,
  *                                     the secret, a per-webhook "revision")
- *   pw:company:<companyId>:webhooks
+ *   {pw}:company:<companyId>:webhooks
  *                               SET   the ids of that company's webhooks
- *   pw:settings                 HASH  company id -> settings JSON
+ *   {pw}:settings                 HASH  company id -> settings JSON
  *                                     (company_settings_to_json)
- *   pw:version                  STRING a counter bumped (INCR) by every
+ *   {pw}:version                  STRING a counter bumped (INCR) by every
  *                                     write of the two hashes above
  *   channel pw:changes:<db>     pub/sub: "<version> webhook <id>" or
  *                                     "<version> settings <companyId>"
  *                                     after every write (channels are not
  *                                     per database, hence the db number)
  *
- * Every write is one Lua script that changes the data, INCRs pw:version and
+ * Every write is one Lua script that changes the data, INCRs {pw}:version and
  * PUBLISHes, so a reader that saw version V has seen every change up to V,
  * and a reader that misses a message still finds the version moved. The
  * failure rule's disable (store_outcomes.h) is such a write too.
@@ -40,7 +40,7 @@ struct store_company {
 
 /* Everything the registry caches, read atomically with the version. */
 struct store_snapshot {
-	int64_t version;                /* pw:version when read (0 if unset) */
+	int64_t version;                /* {pw}:version when read (0 if unset) */
 	struct webhook *hooks;          /* every readable stored webhook */
 	size_t n_hooks;
 	struct store_company *companies; /* every company with settings */
@@ -74,7 +74,7 @@ enum store_change_kind {
 
 struct store_change {
 	enum store_change_kind kind;
-	int64_t version; /* pw:version after that change (0 for RESYNC) */
+	int64_t version; /* {pw}:version after that change (0 for RESYNC) */
 	const char *id;  /* NULL for RESYNC */
 };
 
@@ -100,7 +100,7 @@ int store_webhook_list(struct store *st, const char *company_id,
  * stored revision is still wh->revision (the revision it was read at), and
  * stores it with revision + 1. STORE_CONFLICT when it changed meanwhile
  * (the failure rule may have disabled it: re-read and re-apply).
- * clear_failures deletes pw:failures:<id> in the same step (re-enabling).
+ * clear_failures deletes {pw}:failures:<id> in the same step (re-enabling).
  */
 int store_webhook_replace(struct store *st, const struct webhook *wh,
 			  int clear_failures, store_write_cb *cb, void *arg);
@@ -115,7 +115,7 @@ int store_settings_put(struct store *st, const char *company_id,
 
 /* Every webhook and every company's settings, with the version they are at. */
 int store_load_all(struct store *st, store_snapshot_cb *cb, void *arg);
-/* The current pw:version (cheap: the registry polls it). */
+/* The current {pw}:version (cheap: the registry polls it). */
 int store_version_get(struct store *st, store_version_cb *cb, void *arg);
 
 #endif

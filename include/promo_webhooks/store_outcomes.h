@@ -7,28 +7,28 @@
  * counts.lua.
  *
  * Keys (store.h: every key under the hash tag {pw}):
- *   pw:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
+ *   {pw}:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
  *                                  a JSON object with the contract's fields:
  *                                  {"at":"<RFC 3339>","eventId":"..."|null,
  *                                  "attempt":1,"status":500|null,
  *                                  "error":"..."|null,"durationMs":12};
  *                                  expires 30 days after its last entry;
  *                                  deleted with the webhook
- *   pw:failures:<webhookId>  ZSET  score: the attempt's at (Unix ms);
- *                                  member: {"id":"<20-digit pw:seq>",
+ *   {pw}:failures:<webhookId>  ZSET  score: the attempt's at (Unix ms);
+ *                                  member: {"id":"<20-digit {pw}:seq>",
  *                                  "at":"<RFC 3339>","status":500|null,
  *                                  "error":"..."|null} (unique even within
  *                                  one millisecond); entries older than the
  *                                  window are dropped, the key expires after
  *                                  the window
- *   pw:seq                   STRING a counter for unique members and ids
- *   pw:retries               ZSET  retry id -> due time (Unix ms); a claimed
+ *   {pw}:seq                   STRING a counter for unique members and ids
+ *   {pw}:retries               ZSET  retry id -> due time (Unix ms); a claimed
  *                                  retry is pushed to now + lease so that a
  *                                  replica that dies holding it lets another
  *                                  one take it when the lease runs out
- *   pw:retry-jobs            HASH  retry id -> the job (opaque JSON)
- *   pw:outbox                ZSET  notice id -> when it may next be claimed
- *   pw:notices               HASH  notice id -> the notice JSON (contract 5):
+ *   {pw}:retry-jobs            HASH  retry id -> the job (opaque JSON)
+ *   {pw}:outbox                ZSET  notice id -> when it may next be claimed
+ *   {pw}:notices               HASH  notice id -> the notice JSON (contract 5):
  *                                  {"type":"WebhookDisabled","to","subject",
  *                                  "text","companyId","webhookId","event",
  *                                  "target","disabledAt":"<RFC 3339>",
@@ -94,12 +94,12 @@ typedef void store_failure_cb(void *arg, enum store_status status,
 
 /*
  * In one Lua step: appends the attempt to the attempt log; adds the failure
- * to pw:failures:<id> with a unique member (the member carries at, status
+ * to {pw}:failures:<id> with a unique member (the member carries at, status
  * and error for the notice), drops entries older than the window and sets
  * the key to expire after the window; removes f->retry_id; and then, if the
  * webhook is enabled and at least threshold failures fall within the
  * window, disables it (enabled false, disabledAt, disabledReason, revision,
- * pw:version, PUBLISH: as every write) and, when the company's
+ * {pw}:version, PUBLISH: as every write) and, when the company's
  * webhookDisabledNotificationEmail is set, adds the notice to the outbox;
  * else, if enabled and f->next_job is set, schedules that retry.
  * Any number of replicas racing: one disable, one notice. A failure of a

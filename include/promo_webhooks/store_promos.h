@@ -5,33 +5,33 @@
  * period_scan.lua.
  *
  * Keys (store.h: every key under the hash tag {pw}):
- *   pw:promo:<companyId>        HASH  promotion id -> {"time": event time ms,
+ *   {pw}:promo:<companyId>        HASH  promotion id -> {"time": event time ms,
  *                                     "deleted": bool, "data": "<json text>",
  *                                     "start": ms|null, "end": ms|null}
- *   pw:promo-start:<companyId>  ZSET  promotion id -> start date (ms)
- *   pw:promo-end:<companyId>    ZSET  promotion id -> end date (ms)
- *   pw:promo-fresh              ZSET  "<companyId>\n<promotionId>" of every
+ *   {pw}:promo-start:<companyId>  ZSET  promotion id -> start date (ms)
+ *   {pw}:promo-end:<companyId>    ZSET  promotion id -> end date (ms)
+ *   {pw}:promo-fresh              ZSET  "<companyId>\n<promotionId>" of every
  *                                     promotion whose start or end was set
  *                                     or moved since the last scheduler
  *                                     pass that finished (which empties
- *                                     it), scored with pw:promo-gen
- *   pw:promo-gen                STRING a counter of such changes
- *   pw:occ:<webhookId>:<promotionId>:<start|end>:<S ms>
+ *                                     it), scored with {pw}:promo-gen
+ *   {pw}:promo-gen                STRING a counter of such changes
+ *   {pw}:occ:<webhookId>:<promotionId>:<start|end>:<S ms>
  *                               STRING set once when the occurrence is
  *                                     claimed; expires a day after S
- *   pw:scheduler:lock           STRING held for one pass's lock_ms
- *   pw:sched:pass               STRING the number of the last pass
- *   pw:sched:<webhookId>:<start|end>
+ *   {pw}:scheduler:lock           STRING held for one pass's lock_ms
+ *   {pw}:sched:pass               STRING the number of the last pass
+ *   {pw}:sched:<webhookId>:<start|end>
  *                               STRING the hook's mark: "<pass>:<P ms>:<done
  *                                     ms>:<gen>": every S <= done and every
- *                                     change up to pw:promo-gen = gen was
+ *                                     change up to {pw}:promo-gen = gen was
  *                                     looked at; expires after a day
  *                                     without a pass
  * A claimed occurrence becomes a retry job (attempt 1, due at once) in
- * pw:retries/pw:retry-jobs in the same step, so the retry machinery
+ * {pw}:retries/{pw}:retry-jobs in the same step, so the retry machinery
  * delivers it at least once with a stable webhook-id, under the failure
  * rule and the retry schedule, even if the claiming replica dies.
- * Tombstones stay in pw:promo:<c> (a few dozen bytes each) so that no late
+ * Tombstones stay in {pw}:promo:<c> (a few dozen bytes each) so that no late
  * event can bring a deleted promotion back. The scripts name keys they
  * compute (per company, per occurrence): one Redis, not Redis Cluster.
  */
@@ -98,7 +98,7 @@ typedef void store_scan_cb(void *arg, enum store_status status,
  * Cost: a hook that was in the previous pass with the same P looks only
  * at the dates that entered its window since that pass (the date index,
  * O(log n) plus what it finds) and at the dates set since it last looked
- * (pw:promo-fresh, ordered by change); any other hook (new, enabled again, P changed, or left out of
+ * ({pw}:promo-fresh, ordered by change); any other hook (new, enabled again, P changed, or left out of
  * a pass by a replica whose cache lagged) looks at its whole window,
  * O(log n + m). So a tick costs O(hooks * log n + dates changed) plus the
  * occurrences that became due. At most 1000 occurrences are claimed in

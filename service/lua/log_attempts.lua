@@ -1,5 +1,5 @@
 -- A batch of attempt log entries; a deleted webhook's are skipped.
--- KEYS[1] pw:webhooks  KEYS[1+i] pw:attempts:<id of entry i>
+-- KEYS[1] {pw}:webhooks  KEYS[1+i] {pw}:attempts:<id of entry i>
 -- ARGV[1] TTL ms  ARGV[2] attempt log length
 -- ARGV[1+2i] the webhook id of entry i  ARGV[2+2i] entry i
 

@@ -1,6 +1,6 @@
 -- Claims due notices the same way; a notice id begins with its webhook id,
 -- the Kafka key.
--- KEYS[1] pw:outbox  KEYS[2] pw:notices
+-- KEYS[1] {pw}:outbox  KEYS[2] {pw}:notices
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max
 -- Answers {id, notice, key, ...}.
 

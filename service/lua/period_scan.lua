@@ -1,23 +1,26 @@
 -- One scheduler pass, under a short lock so that one replica scans per
--- tick (the lock only saves work: every claim is a SET NX of its own).
--- KEYS[1] pw:scheduler:lock  KEYS[2] pw:seq  KEYS[3] pw:retries
--- KEYS[4] pw:retry-jobs  KEYS[5] pw:promo-fresh  KEYS[6] pw:sched:pass
--- KEYS[7] pw:promo-gen
+-- tick (the lock only saves work: every claim is a ZADD NX of its own).
+-- KEYS[1] {pw}:scheduler:lock  KEYS[2] {pw}:seq  KEYS[3] {pw}:retries
+-- KEYS[4] {pw}:retry-jobs  KEYS[5] {pw}:promo-fresh  KEYS[6] {pw}:sched:pass
+-- KEYS[7] {pw}:promo-gen  KEYS[8] {pw}:occurrences
+-- and for the i-th hook of ARGV[4] (i from 1), at k = 8 + 3 * (i - 1):
+-- KEYS[k + 1] its mark {pw}:sched:<W>:<start|end>  KEYS[k + 2] its company's
+-- {pw}:promo:<c>  KEYS[k + 3] its date index {pw}:promo-<start|end>:<c>
 -- ARGV[1] now ms  ARGV[2] now (RFC 3339)  ARGV[3] lock ms
 -- ARGV[4] the hooks, a JSON array of [webhookId, companyId, "start"|"end",
 --         event name, period name, period value, P ms]
 -- ARGV[5] the most occurrences to claim in this pass
 --
 -- An occurrence (W, X, start|end, S) is due while now < S <= now + P
--- (S - P <= now < S). Each hook has a mark, pw:sched:<W>:<start|end> =
+-- (S - P <= now < S). Each hook has a mark, {pw}:sched:<W>:<start|end> =
 -- "<pass>:<P>:<done>:<gen>": every S <= done, and every date set up to
 -- generation gen, was looked at. A hook whose mark is from the previous
 -- pass with the same P looks only at S in (max(done, now), now + P] in the
--- date index, and at the dates set after gen (pw:promo-fresh is ordered by
+-- date index, and at the dates set after gen ({pw}:promo-fresh is ordered by
 -- generation) that are at or below done, which that range does not cover.
 -- Any other hook (new, enabled again, period changed, or left out of a
 -- pass by a replica whose cache lagged, which may have emptied
--- pw:promo-fresh) looks at its whole window. So a pass costs
+-- {pw}:promo-fresh) looks at its whole window. So a pass costs
 -- O(hooks * log n) plus the dates set since the last pass plus the
 -- occurrences that became due; a hook seen for the first time pays
 -- O(log n + m) for its window.
@@ -25,17 +28,18 @@
 -- At most ARGV[5] claims per pass, so that Redis is not held for long
 -- (a webhook created over a day's worth of promotions): the pass stops
 -- there, the hook it stopped in records how far it got, the hooks after
--- it keep their marks as they were (or none), and pw:promo-fresh is left
+-- it keep their marks as they were (or none), and {pw}:promo-fresh is left
 -- for the next pass, which goes on from there. Only a pass that finished
--- every hook empties pw:promo-fresh.
+-- every hook empties {pw}:promo-fresh.
 --
--- A claim is SET NX of pw:occ:<W>:<X>:<start|end>:<S> (kept until a day
--- after S, when S can no longer be due), then the retry job, in the format
+-- A claim is ZADD NX of "<W>:<X>:<start|end>:<S>" to {pw}:occurrences,
+-- scored with S + a day (when S can no longer be due: each pass drops the
+-- members whose score has passed), then the retry job, in the format
 -- of retryjob.h, due now: the pipeline's retry path delivers it under the
 -- failure rule and the retry schedule, on whichever replica claims it, and
 -- after any crash. Its message id is "msg_" and 32 hex digits of
 -- SHA-1(W NUL X NUL start|end NUL S), the same for every attempt; its
--- retry id "<W>:<now ms>:<pw:seq>" as every retry id. Numbers go through
+-- retry id "<W>:<now ms>:<{pw}:seq>" as every retry id. Numbers go through
 -- '%.0f' (exact below 2^53), never Lua's '%.14g'; the gsub undoes cjson's
 -- "\/" as in lua_record_failure. An occurrence whose promotion state is
 -- gone (only a foreign writer could do that) stays claimed, undelivered.
@@ -49,6 +53,7 @@ local hooks = cjson.decode(ARGV[4])
 local budget = tonumber(ARGV[5])
 local pass = redis.call('INCR', KEYS[6])
 local gen0 = tonumber(redis.call('GET', KEYS[7]) or '0')
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
 local fresh = {}
 local all = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
 for i = 1, #all, 2 do
@@ -80,13 +85,13 @@ local function num(v)
   return string.format('%.0f', v)
 end
 local claimed = 0
-local function claim(h, x, s)
+local function claim(h, promo, x, s)
   local sk = num(s)
-  local occ = 'pw:occ:' .. h[1] .. ':' .. x .. ':' .. h[3] .. ':' .. sk
-  if not redis.call('SET', occ, '1', 'NX', 'PX', num(s - now + 86400000)) then
+  local occ = h[1] .. ':' .. x .. ':' .. h[3] .. ':' .. sk
+  if redis.call('ZADD', KEYS[8], 'NX', num(s + 86400000), occ) == 0 then
     return
   end
-  local raw = redis.call('HGET', 'pw:promo:' .. h[2], x)
+  local raw = redis.call('HGET', promo, x)
   if not raw then
     return
   end
@@ -114,11 +119,11 @@ local function claim(h, x, s)
   claimed = claimed + 1
 end
 local cut = false
-for _, h in ipairs(hooks) do
-  local idx = 'pw:promo-' .. h[3] .. ':' .. h[2]
+for n, h in ipairs(hooks) do
+  local k = 8 + 3 * (n - 1)
+  local mark, promo, idx = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local p = h[7]
   local hi = now + p
-  local mark = 'pw:sched:' .. h[1] .. ':' .. h[3]
   local done, gen
   local w = redis.call('GET', mark)
   if w then
@@ -143,7 +148,7 @@ for _, h in ipairs(hooks) do
     for i = a, #l do
       local s = score(idx, l[i][2])
       if s and s > now and s <= top then
-        claim(h, l[i][2], s)
+        claim(h, promo, l[i][2], s)
         if claimed >= budget then
           cut = true
           gen = l[i][1]
@@ -164,7 +169,7 @@ for _, h in ipairs(hooks) do
     local reached = hi
     for i = 1, #r, 2 do
       local s = tonumber(r[i + 1])
-      claim(h, r[i], s)
+      claim(h, promo, r[i], s)
       if claimed >= budget then
         cut = true
         reached = s - 1

@@ -1,18 +1,18 @@
 -- One promotion change. The caller built the new state (ARGV[4]); this
 -- decides whether it is newer than the stored one and keeps the two date
 -- indexes in step with it.
--- KEYS[1] pw:promo:<c>  KEYS[2] pw:promo-start:<c>  KEYS[3] pw:promo-end:<c>
--- KEYS[4] pw:promo-fresh  KEYS[5] pw:promo-gen
+-- KEYS[1] {pw}:promo:<c>  KEYS[2] {pw}:promo-start:<c>  KEYS[3] {pw}:promo-end:<c>
+-- KEYS[4] {pw}:promo-fresh  KEYS[5] {pw}:promo-gen
 -- ARGV[1] promotion id  ARGV[2] event time ms  ARGV[3] "1" for a deletion
 -- ARGV[4] the new state  ARGV[5] start ms or ""  ARGV[6] end ms or ""
--- ARGV[7] the pw:promo-fresh member: "<companyId>\n<promotionId>"
+-- ARGV[7] the {pw}:promo-fresh member: "<companyId>\n<promotionId>"
 --
 -- A change older than the stored state (or tombstone) is ignored; at the
 -- same millisecond a tombstone wins, so that a Deleted and an Updated of
 -- one instant cannot resurrect the promotion whatever order they arrive
 -- in; otherwise the same time applies (a redelivered event is harmless).
 -- An unreadable stored state is overwritten. A date that is new or moved
--- puts the promotion in pw:promo-fresh, scored with the next pw:promo-gen,
+-- puts the promotion in {pw}:promo-fresh, scored with the next {pw}:promo-gen,
 -- for the scheduler (an S that lands inside a window already open is
 -- found there, not by a pass's range query). Answers {"ok", 1} applied,
 -- {"ok", 0} ignored.

@@ -1,20 +1,20 @@
 -- One failed attempt, one atomic step (contract section 5).
--- KEYS[1] pw:webhooks  KEYS[2] pw:attempts:<id>  KEYS[3] pw:failures:<id>
--- KEYS[4] pw:retries  KEYS[5] pw:retry-jobs  KEYS[6] pw:version
--- KEYS[7] pw:settings  KEYS[8] pw:seq  KEYS[9] pw:notices  KEYS[10] pw:outbox
+-- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:attempts:<id>  KEYS[3] {pw}:failures:<id>
+-- KEYS[4] {pw}:retries  KEYS[5] {pw}:retry-jobs  KEYS[6] {pw}:version
+-- KEYS[7] {pw}:settings  KEYS[8] {pw}:seq  KEYS[9] {pw}:notices  KEYS[10] {pw}:outbox
 -- ARGV[1] id  ARGV[2] channel  ARGV[3] attempt log entry  ARGV[4] its TTL ms
 -- ARGV[5] at ms  ARGV[6] at (RFC 3339)  ARGV[7] the failure member after its
 -- id: "\"at\":...,\"status\":...,\"error\":...}"  ARGV[8] window ms
 -- ARGV[9] threshold  ARGV[10] retry id being finished or ""  ARGV[11] next
 -- retry job or ""  ARGV[12] its due time ms  ARGV[13] attempt log length
 --
--- pw:seq makes every failure member unique (two failures in one
+-- {pw}:seq makes every failure member unique (two failures in one
 -- millisecond are two failures) and is zero-padded so that failures of
 -- one millisecond sort in the order they were recorded. Retry and notice
 -- ids begin with "<webhookId>:", which the claim scripts rely on (the
 -- retry's webhook check, the notice's Kafka key), and carry a time as well
 -- as the sequence, so that an id cannot come back after a Redis wipe
--- restarted pw:seq. cjson escapes '/' as "\/"; the gsub undoes that (every
+-- restarted {pw}:seq. cjson escapes '/' as "\/"; the gsub undoes that (every
 -- '/' in cjson's output is escaped, so "\/" is always that escape), which
 -- keeps stored documents and notices as the C side writes them. A deleted
 -- webhook gets no log entry and keeps no keys: nobody could read them.

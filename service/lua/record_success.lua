@@ -1,5 +1,5 @@
--- KEYS[1] pw:webhooks  KEYS[2] pw:attempts:<id>  KEYS[3] pw:retries
--- KEYS[4] pw:retry-jobs
+-- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:attempts:<id>  KEYS[3] {pw}:retries
+-- KEYS[4] {pw}:retry-jobs
 -- ARGV[1] id  ARGV[2] attempt log entry  ARGV[3] its TTL ms
 -- ARGV[4] attempt log length  ARGV[5] retry id being finished or ""
 

@@ -1,6 +1,6 @@
 -- Claims due retries: each is pushed to now + lease (the lease), or dropped
 -- when its job is gone or its webhook is deleted or disabled.
--- KEYS[1] pw:retries  KEYS[2] pw:retry-jobs  KEYS[3] pw:webhooks
+-- KEYS[1] {pw}:retries  KEYS[2] {pw}:retry-jobs  KEYS[3] {pw}:webhooks
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max
 -- Answers {id, job, "", ...}.
 

@@ -1,4 +1,4 @@
--- KEYS[1] pw:settings  KEYS[2] pw:version
+-- KEYS[1] {pw}:settings  KEYS[2] {pw}:version
 -- ARGV[1] company id  ARGV[2] document  ARGV[3] channel
 
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])

@@ -1,4 +1,4 @@
--- KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
+-- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:company:<c>:webhooks  KEYS[3] {pw}:version
 -- ARGV[1] id  ARGV[2] document  ARGV[3] channel
 
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then

@@ -1,5 +1,5 @@
--- KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
--- KEYS[4] pw:failures:<id>  KEYS[5] pw:attempts:<id>
+-- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:company:<c>:webhooks  KEYS[3] {pw}:version
+-- KEYS[4] {pw}:failures:<id>  KEYS[5] {pw}:attempts:<id>
 -- ARGV[1] id  ARGV[2] channel
 -- (Its pending retries are dropped when claimed.)
 

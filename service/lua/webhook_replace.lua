@@ -1,5 +1,5 @@
--- KEYS[1] pw:webhooks  KEYS[2] pw:company:<c>:webhooks  KEYS[3] pw:version
--- KEYS[4] pw:failures:<id>
+-- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:company:<c>:webhooks  KEYS[3] {pw}:version
+-- KEYS[4] {pw}:failures:<id>
 -- ARGV[1] id  ARGV[2] document  ARGV[3] channel  ARGV[4] expected revision
 -- ARGV[5] "1" to clear the failure history
 

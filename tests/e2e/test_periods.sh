@@ -214,7 +214,7 @@ rc=$?
 set -e
 [ "$rc" -eq 137 ] || fail "the replica exited $rc, want 137 (exit-after-claim)"
 [ "$(count /start P-kill)" -eq 0 ] || fail "P-kill was delivered before the replica died"
-MID=$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" hvals pw:retry-jobs | jq -r 'select(.eventId | startswith("P-kill:")) | .messageId')
+MID=$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" hvals {pw}:retry-jobs | jq -r 'select(.eventId | startswith("P-kill:")) | .messageId')
 [ -n "$MID" ] || fail "the claimed occurrence is not queued in Redis"
 # msg_ + 32 hex of SHA-1(webhook NUL promotion NUL start NUL S)
 want=msg_$(printf '%s\0%s\0%s\0%s' "$W_START" P-kill start "$S_KILL" | sha1sum | cut -c1-32)
