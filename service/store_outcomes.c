@@ -7,6 +7,8 @@
 #include "promo_webhooks/buf.h"
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
+#include "promo_webhooks/notice.h"
+#include "promo_webhooks/webhook.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,44 +76,233 @@ static void arg_buf(struct rlink_cmd *cmd, const struct buf *b)
 
 /* ---- the failure rule ---- */
 
+#define DISABLE_TRIES 8 /* conflicts (concurrent writes) before giving up */
+
+/* A failure being recorded: the first step (record_failure.lua) and, when
+ * it reached the threshold, the disable (webhook_disable.lua). */
 struct failure_ctx {
+	struct store *st;
 	store_failure_cb *cb;
 	void *arg;
+	char *webhook_id;
+	char *at_text;          /* the attempt's time, RFC 3339 */
+	int64_t at_ms;
+	int64_t window_ms;
+	long status;            /* the last failure, for the notice */
+	char *error;
+	long count;             /* failures within the window */
+	char *email;            /* the company's notification email, or NULL */
+	char **members;         /* the window's failures, oldest first */
+	size_t *member_lens;
+	size_t n_members;
+	int tries;              /* disable attempts so far */
 };
 
-/* {"counted"} / {"disabled", v, nid} / {"inactive"} / {"unreadable"} */
+static void failure_ctx_free(struct failure_ctx *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_members; i++)
+		free(f->members[i]);
+	free(f->members);
+	free(f->member_lens);
+	free(f->webhook_id);
+	free(f->at_text);
+	free(f->error);
+	free(f->email);
+	free(f);
+}
+
+static void failure_end(struct failure_ctx *f, enum store_status status,
+			enum store_failure_result result)
+{
+	f->cb(f->arg, status, result);
+	failure_ctx_free(f);
+}
+
+static int start_disable(struct failure_ctx *f, const char *doc, size_t len);
+
+static void on_disable(void *arg, enum rlink_status rs,
+		       const struct rlink_reply *r)
+{
+	struct failure_ctx *f = arg;
+	const struct rlink_reply *s;
+	const char *doc;
+	size_t len;
+
+	if (rs == RLINK_CANCELLED) {
+		failure_ctx_free(f);
+		return;
+	}
+	if (rs != RLINK_OK) {
+		failure_end(f, STORE_UNAVAILABLE, STORE_FAILURE_INACTIVE);
+		return;
+	}
+	s = rlink_reply_at(r, 0);
+	if (s && rlink_reply_is(s, "disabled")) {
+		failure_end(f, STORE_OK, STORE_FAILURE_DISABLED);
+	} else if (s && rlink_reply_is(s, "inactive")) {
+		/* Another replica's disable came first. */
+		failure_end(f, STORE_OK, STORE_FAILURE_INACTIVE);
+	} else if (s && rlink_reply_is(s, "conflict") &&
+		   (doc = rlink_reply_str(rlink_reply_at(r, 1), &len)) != NULL &&
+		   f->tries < DISABLE_TRIES) {
+		/* Written since it was read (an API change): disable what is
+		 * stored now. */
+		if (start_disable(f, doc, len) < 0)
+			failure_end(f, STORE_ERROR, STORE_FAILURE_INACTIVE);
+	} else {
+		log_warn("redis script answered unexpectedly", "op=%s webhook=%s",
+			 "webhook_disable", f->webhook_id);
+		failure_end(f, STORE_ERROR, STORE_FAILURE_INACTIVE);
+	}
+}
+
+/*
+ * Builds the disabled document from the stored one (webhook_disable, the
+ * one place a disable is written) and the notice's fields when the company
+ * has a notification email, and starts webhook_disable.lua. Returns 0, or
+ * -1 when the stored document is unreadable or memory ran out.
+ */
+static int start_disable(struct failure_ctx *f, const char *stored, size_t len)
+{
+	struct rlink_cmd *cmd = NULL;
+	struct buf doc, notice;
+	struct webhook wh;
+	char reason[128];
+	int64_t revision;
+	int rc = -1;
+
+	f->tries++;
+	webhook_init(&wh);
+	buf_init(&doc, ENTRY_MAX);
+	buf_init(&notice, ENTRY_MAX);
+	if (webhook_from_storage(&wh, stored, len) < 0) {
+		log_warn("stored webhook unreadable", "webhook=%s", f->webhook_id);
+		goto out;
+	}
+	webhook_failure_reason(f->count, f->window_ms, reason, sizeof(reason));
+	revision = wh.revision;
+	if (webhook_disable(&wh, f->at_ms, reason) < 0)
+		goto out;
+	wh.revision = revision + 1;
+	webhook_to_storage(&wh, &doc);
+	if (f->email) {
+		struct notice_fields nf;
+
+		memset(&nf, 0, sizeof(nf));
+		nf.to = f->email;
+		nf.company_id = wh.company_id;
+		nf.webhook_id = wh.id;
+		nf.event = event_type_name(wh.event);
+		nf.target = wh.target;
+		nf.disabled_at = f->at_text;
+		nf.count = f->count;
+		nf.window_ms = f->window_ms;
+		nf.last_status = f->status;
+		nf.last_error = f->error;
+		nf.failures = (const char *const *)f->members;
+		nf.failure_lens = f->member_lens;
+		nf.n_failures = f->n_members;
+		notice_fields_encode(&nf, &notice);
+	}
+	cmd = rlink_cmd_new("webhook_disable", &lua_webhook_disable);
+	if (!cmd)
+		goto out;
+	rlink_cmd_key(cmd, STORE_KEY("webhooks"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("version"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("notices"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("outbox"), NULL);
+	rlink_cmd_args(cmd, f->webhook_id);
+	rlink_cmd_args(cmd, store_channel(f->st));
+	rlink_cmd_argnum(cmd, revision);
+	arg_buf(cmd, &doc);
+	if (f->email)
+		arg_buf(cmd, &notice);
+	else
+		rlink_cmd_args(cmd, "");
+	rlink_cmd_argnum(cmd, f->at_ms);
+	rc = store_start(f->st, cmd, on_disable, f, f->arg);
+out:
+	webhook_release(&wh);
+	buf_release(&doc);
+	buf_release(&notice);
+	return rc;
+}
+
+/* Keeps what the disable needs from an "over" answer: {"over", count,
+ * document, settings, members...}. Returns 0 or -1. */
+static int keep_over(struct failure_ctx *f, const struct rlink_reply *r)
+{
+	size_t i, n = rlink_reply_count(r), len;
+	const char *settings = rlink_reply_str(rlink_reply_at(r, 3), &len);
+	int64_t count = 0;
+
+	if (n < 4 || !settings ||
+	    rlink_reply_int64(rlink_reply_at(r, 1), &count) < 0)
+		return -1;
+	f->count = (long)count;
+	if (len > 0) {
+		struct company_settings cs;
+
+		company_settings_init(&cs);
+		if (company_settings_from_json(&cs, settings, len) == 0 &&
+		    cs.notification_email && cs.notification_email[0])
+			f->email = strdup(cs.notification_email);
+		company_settings_release(&cs);
+	}
+	f->members = calloc(n - 4 + 1, sizeof(*f->members));
+	f->member_lens = calloc(n - 4 + 1, sizeof(*f->member_lens));
+	if (!f->members || !f->member_lens)
+		return -1;
+	for (i = 4; i < n; i++) {
+		const char *m = rlink_reply_str(rlink_reply_at(r, i), &len);
+
+		if (!m)
+			continue;
+		f->members[f->n_members] = strndup(m, len);
+		if (!f->members[f->n_members])
+			return -1;
+		f->member_lens[f->n_members++] = len;
+	}
+	return 0;
+}
+
+/* {"counted"} / {"over", ...} / {"inactive"} / {"unreadable"} */
 static void on_failure(void *arg, enum rlink_status rs,
 		       const struct rlink_reply *r)
 {
 	struct failure_ctx *f = arg;
-	enum store_failure_result result = STORE_FAILURE_INACTIVE;
-	enum store_status status = STORE_UNAVAILABLE;
-	const struct rlink_reply *s = NULL;
+	const struct rlink_reply *s;
+	const char *doc;
+	size_t len;
 
-	if (rs == RLINK_OK) {
-		status = STORE_ERROR;
-		s = rlink_reply_at(r, 0);
-		if (!s) {
-			log_warn("redis script answered unexpectedly", "op=%s",
-				 "record_failure");
-		} else if (rlink_reply_is(s, "counted")) {
-			status = STORE_OK;
-			result = STORE_FAILURE_COUNTED;
-		} else if (rlink_reply_is(s, "disabled")) {
-			status = STORE_OK;
-			result = STORE_FAILURE_DISABLED;
-		} else if (rlink_reply_is(s, "inactive")) {
-			status = STORE_OK;
-		} else if (rlink_reply_is(s, "unreadable")) {
-			log_warn("stored webhook unreadable", "op=%s", "record_failure");
-		} else {
-			log_warn("redis script answered unexpectedly", "op=%s",
-				 "record_failure");
-		}
+	if (rs == RLINK_CANCELLED) {
+		failure_ctx_free(f);
+		return;
 	}
-	if (rs != RLINK_CANCELLED)
-		f->cb(f->arg, status, result);
-	free(f);
+	if (rs != RLINK_OK) {
+		failure_end(f, STORE_UNAVAILABLE, STORE_FAILURE_INACTIVE);
+		return;
+	}
+	s = rlink_reply_at(r, 0);
+	if (s && rlink_reply_is(s, "counted")) {
+		failure_end(f, STORE_OK, STORE_FAILURE_COUNTED);
+	} else if (s && rlink_reply_is(s, "inactive")) {
+		failure_end(f, STORE_OK, STORE_FAILURE_INACTIVE);
+	} else if (s && rlink_reply_is(s, "over") &&
+		   (doc = rlink_reply_str(rlink_reply_at(r, 2), &len)) != NULL) {
+		if (keep_over(f, r) < 0 || start_disable(f, doc, len) < 0)
+			failure_end(f, STORE_ERROR, STORE_FAILURE_INACTIVE);
+	} else {
+		if (s && rlink_reply_is(s, "unreadable"))
+			log_warn("stored webhook unreadable", "webhook=%s", f->webhook_id);
+		else
+			log_warn("redis script answered unexpectedly", "op=%s",
+				 "record_failure");
+		failure_end(f, STORE_ERROR, STORE_FAILURE_INACTIVE);
+	}
 }
 
 int store_record_failure(struct store *st, const struct store_failure *f,
@@ -131,14 +322,21 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 		at_text = ts;
 	}
 	cmd = rlink_cmd_new("record_failure", &lua_record_failure);
-	ctx = malloc(sizeof(*ctx));
-	if (!cmd || !ctx) {
+	ctx = calloc(1, sizeof(*ctx));
+	if (!cmd || !ctx || !(ctx->webhook_id = strdup(a->webhook_id)) ||
+	    !(ctx->at_text = strdup(at_text)) ||
+	    (a->error && !(ctx->error = strdup(a->error)))) {
 		rlink_cmd_free(cmd);
-		free(ctx);
+		if (ctx)
+			failure_ctx_free(ctx);
 		return -1;
 	}
+	ctx->st = st;
 	ctx->cb = cb;
 	ctx->arg = arg;
+	ctx->at_ms = a->at_ms;
+	ctx->window_ms = f->window_ms > 0 ? f->window_ms : 1;
+	ctx->status = a->status;
 	buf_init(&entry, ENTRY_MAX);
 	attempt_json(a, at_text, &entry);
 	/* The failure member after its unique id, which the script adds. */
@@ -153,19 +351,14 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_key(cmd, STORE_KEY("failures:"), a->webhook_id, NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("version"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("settings"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("notices"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("outbox"), NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
-	rlink_cmd_args(cmd, store_channel(st));
 	arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, a->at_ms);
-	rlink_cmd_args(cmd, at_text);
 	arg_buf(cmd, &tail);
-	rlink_cmd_argnum(cmd, f->window_ms > 0 ? f->window_ms : 1);
+	rlink_cmd_argnum(cmd, ctx->window_ms);
 	rlink_cmd_argnum(cmd, f->threshold > 0 ? f->threshold : 1);
 	rlink_cmd_args(cmd, f->retry_id ? f->retry_id : "");
 	rlink_cmd_args(cmd, f->next_job ? f->next_job : "");
@@ -174,7 +367,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	buf_release(&entry);
 	buf_release(&tail);
 	if (store_start(st, cmd, on_failure, ctx, arg) < 0) {
-		free(ctx);
+		failure_ctx_free(ctx);
 		return -1;
 	}
 	return 0;

@@ -34,15 +34,16 @@
 --
 -- A claim is ZADD NX of "<W>:<X>:<start|end>:<S>" to {pw}:occurrences,
 -- scored with S + a day (when S can no longer be due: each pass drops the
--- members whose score has passed), then the retry job, in the format
--- of retryjob.h, due now: the pipeline's retry path delivers it under the
--- failure rule and the retry schedule, on whichever replica claims it, and
--- after any crash. Its message id is "msg_" and 32 hex digits of
--- SHA-1(W NUL X NUL start|end NUL S), the same for every attempt; its
--- retry id "<W>:<now ms>:<{pw}:seq>" as every retry id. Numbers go through
--- '%.0f' (exact below 2^53), never Lua's '%.14g'; the gsub undoes cjson's
--- "\/" as in lua_record_failure. An occurrence whose promotion state is
--- gone (only a foreign writer could do that) stays claimed, undelivered.
+-- members whose score has passed), then a retry due now whose record is
+-- the occurrence's plain fields (webhookId, companyId, promotionId, date
+-- start|end, at = S, occurredAt, event, period, periodValue, data), which
+-- retryjob.c turns into the retry job, message id included (sign.c), when
+-- it is claimed: the pipeline's retry path delivers it under the failure
+-- rule and the retry schedule, on whichever replica claims it, and after
+-- any crash. Its retry id is "<W>:<now ms>:<{pw}:seq>" as every retry id.
+-- Numbers go through '%.0f' (exact below 2^53), never Lua's '%.14g'. An
+-- occurrence whose promotion state is gone (only a foreign writer could do
+-- that) stays claimed, undelivered.
 -- Answers {"ok", claimed} or {"skipped"}.
 
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
@@ -100,21 +101,20 @@ local function claim(h, promo, x, s)
      type(st.data) ~= 'string' then
     return
   end
-  local hash = redis.sha1hex(h[1] .. '\0' .. x .. '\0' .. h[3] .. '\0' .. sk)
-  local job = cjson.encode({
+  local occurrence = cjson.encode({
     webhookId = h[1],
-    messageId = 'msg_' .. string.sub(hash, 1, 32),
-    eventId = x .. ':' .. h[3] .. ':' .. sk,
-    event = h[4],
     companyId = h[2],
+    promotionId = x,
+    date = h[3],
+    at = sk,
     occurredAt = ARGV[2],
+    event = h[4],
     period = h[5],
     periodValue = h[6],
-    attempt = 1,
     data = st.data,
   })
   local rid = h[1] .. ':' .. ARGV[1] .. ':' .. num(redis.call('INCR', KEYS[2]))
-  redis.call('HSET', KEYS[4], rid, (string.gsub(job, '\\/', '/')))
+  redis.call('HSET', KEYS[4], rid, occurrence)
   redis.call('ZADD', KEYS[3], ARGV[1], rid)
   claimed = claimed + 1
 end
