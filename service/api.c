@@ -17,6 +17,8 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/samples.h"
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
 
 #include <errno.h>
 #include <stdint.h>
