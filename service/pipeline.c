@@ -10,6 +10,9 @@
  * after a restart.
  */
 #include "promo_webhooks/pipeline.h"
+#include "promo_webhooks/prom.h"
+#include "promo_webhooks/fault.h"
+#include "promo_webhooks/clock.h"
 
 #include <event2/event.h>
 #include <inttypes.h>
@@ -219,14 +222,6 @@ struct pipeline {
 	pipeline_stopped_fn *stopped;
 	void *stopped_arg;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A message has its outcome: let its partition's stored offset advance. */
 static void finish_ticket(struct pipeline *p, struct offsets_ticket t)
@@ -598,10 +593,8 @@ static void failure_recorded(void *arg, enum store_status status,
 		p->counters.disabled++;
 		log_warn("webhook disabled by the failure rule", "webhook=%s threshold=%ld window_s=%ld",
 			 job->webhook_id, p->cfg->failure_threshold, p->cfg->failure_window_s);
-		if (p->cfg->test_fault == CONFIG_FAULT_EXIT_AFTER_DISABLE) {
-			log_warn("test fault: exiting right after the disable", "%s", "");
-			_exit(137);
-		}
+		fault_point(p->cfg, CONFIG_FAULT_EXIT_AFTER_DISABLE,
+			    "test fault: exiting right after the disable");
 		break;
 	case STORE_FAILURE_COUNTED:
 		if (job->attempt <= (int)p->cfg->n_retries)
@@ -670,7 +663,7 @@ static void record_failure(struct delivery_job *job)
 	if (next <= (int)p->cfg->n_retries &&
 	    encode_job(p, job, job->attempt + 1) == 0) {
 		f.next_job = buf_str(&p->scratch);
-		f.next_due_ms = now_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
+		f.next_due_ms = clock_wall_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
 	}
 	if (store_record_failure(p->store, &f, failure_recorded, job) < 0)
 		record_later(job, "out of memory");
@@ -698,7 +691,7 @@ static void park_job(struct delivery_job *job)
 
 	if (encode_job(p, job, job->attempt) < 0 ||
 	    store_retry_defer(p->store, job->webhook_id, buf_str(&p->scratch),
-			      now_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
+			      clock_wall_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
 		record_later(job, "cannot park delivery");
 }
 
@@ -823,7 +816,7 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
 		memset(&job->res, 0, sizeof(job->res));
 		job->res.outcome = DELIVER_OTHER;
-		job->res.started_ms = now_ms();
+		job->res.started_ms = clock_wall_ms();
 		snprintf(job->res.error, sizeof(job->res.error), "cannot render the %s payload",
 			 type == PAYLOAD_XML ? "XML" : "JSON");
 		p->jobs_live++;
@@ -1039,7 +1032,7 @@ static void claim_retries(struct pipeline *p)
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
-	if (store_retry_claim(p->store, now_ms(),
+	if (store_retry_claim(p->store, clock_wall_ms(),
 			      p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want,
 			      retries_claimed, p) == 0)
 		p->retry_claiming = 1;
@@ -1166,7 +1159,7 @@ static void claim_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	claim_retries(p);
 	if (!p->notice_claiming &&
-	    store_outbox_claim(p->store, now_ms(), PIPELINE_NOTICE_LEASE_MS, PIPELINE_NOTICE_BATCH,
+	    store_outbox_claim(p->store, clock_wall_ms(), PIPELINE_NOTICE_LEASE_MS, PIPELINE_NOTICE_BATCH,
 			       notices_claimed, p) == 0)
 		p->notice_claiming = 1;
 	if (!p->counting && store_counts(p->store, counts_cb, p) == 0)
@@ -1185,7 +1178,7 @@ static void on_message(void *arg, const struct kafka_message *m)
 	size_t n, i;
 
 	p->counters.consumed++;
-	if (offsets_track(p->offsets, m->topic, m->partition, m->offset, now_ms(), &t) < 0) {
+	if (offsets_track(p->offsets, m->topic, m->partition, m->offset, clock_wall_ms(), &t) < 0) {
 		/* Out of memory or an offset behind one already tracked (a
 		 * redelivery after a seek): never store past it. */
 		log_error("cannot track message", "topic=%s partition=%" PRId32 " offset=%" PRId64,
@@ -1486,54 +1479,54 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	size_t i, t;
 	int64_t now;
 
-	buf_adds(out, "# HELP promo_webhooks_events_consumed_total Kafka messages taken from the event topics.\n"
-		      "# TYPE promo_webhooks_events_consumed_total counter\n");
-	buf_addf(out, "promo_webhooks_events_consumed_total %" PRIu64 "\n", p->counters.consumed);
-	buf_adds(out, "# HELP promo_webhooks_events_dead_lettered_total Invalid messages published to the dead-letter topic.\n"
-		      "# TYPE promo_webhooks_events_dead_lettered_total counter\n");
-	buf_addf(out, "promo_webhooks_events_dead_lettered_total %" PRIu64 "\n", p->counters.dead_lettered);
-	buf_adds(out, "# HELP promo_webhooks_events_unmatched_total Valid events no enabled webhook subscribed to.\n"
-		      "# TYPE promo_webhooks_events_unmatched_total counter\n");
-	buf_addf(out, "promo_webhooks_events_unmatched_total %" PRIu64 "\n", p->counters.unmatched);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_total Delivery attempts by event type and outcome.\n"
-		      "# TYPE promo_webhooks_deliveries_total counter\n");
+	prom_counter(out, "promo_webhooks_events_consumed_total",
+		     "Kafka messages taken from the event topics.",
+		     p->counters.consumed);
+	prom_counter(out, "promo_webhooks_events_dead_lettered_total",
+		     "Invalid messages published to the dead-letter topic.",
+		     p->counters.dead_lettered);
+	prom_counter(out, "promo_webhooks_events_unmatched_total",
+		     "Valid events no enabled webhook subscribed to.",
+		     p->counters.unmatched);
+	prom_family(out, "promo_webhooks_deliveries_total", "counter",
+		    "Delivery attempts by event type and outcome.");
 	for (t = 0; t < EVENT_TYPE_COUNT; t++)
 		for (i = 0; i <= DELIVER_OTHER; i++)
 			buf_addf(out, "promo_webhooks_deliveries_total{event=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
 				 event_type_name((enum event_type)t), outcome_names[i],
 				 p->counters.deliveries[t][i]);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_in_flight Deliveries queued or running.\n"
-		      "# TYPE promo_webhooks_deliveries_in_flight gauge\n");
-	buf_addf(out, "promo_webhooks_deliveries_in_flight %zu\n", deliver_pending(p->deliver));
-	buf_adds(out, "# HELP promo_webhooks_events_in_flight Consumed events whose offset is not yet stored.\n"
-		      "# TYPE promo_webhooks_events_in_flight gauge\n");
-	buf_addf(out, "promo_webhooks_events_in_flight %zu\n", offsets_pending_total(p->offsets));
-	buf_adds(out, "# HELP promo_webhooks_webhooks_disabled_total Webhooks this replica disabled by the failure rule.\n"
-		      "# TYPE promo_webhooks_webhooks_disabled_total counter\n");
-	buf_addf(out, "promo_webhooks_webhooks_disabled_total %" PRIu64 "\n", p->counters.disabled);
-	buf_adds(out, "# HELP promo_webhooks_retries_scheduled_total Retries scheduled after a failed attempt.\n"
-		      "# TYPE promo_webhooks_retries_scheduled_total counter\n");
-	buf_addf(out, "promo_webhooks_retries_scheduled_total %" PRIu64 "\n", p->counters.retries_scheduled);
-	buf_adds(out, "# HELP promo_webhooks_retries_pending Retries waiting in Redis (all replicas).\n"
-		      "# TYPE promo_webhooks_retries_pending gauge\n");
-	buf_addf(out, "promo_webhooks_retries_pending %" PRId64 "\n", p->counters.retries_pending);
-	buf_adds(out, "# HELP promo_webhooks_notices_published_total Webhook disabled notices published.\n"
-		      "# TYPE promo_webhooks_notices_published_total counter\n");
-	buf_addf(out, "promo_webhooks_notices_published_total %" PRIu64 "\n", p->counters.notices_published);
-	buf_adds(out, "# HELP promo_webhooks_notices_pending Notices waiting in the outbox (all replicas).\n"
-		      "# TYPE promo_webhooks_notices_pending gauge\n");
-	buf_addf(out, "promo_webhooks_notices_pending %" PRId64 "\n", p->counters.notices_pending);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_parked_total First attempts parked in Redis because their target was saturated.\n"
-		      "# TYPE promo_webhooks_deliveries_parked_total counter\n");
-	buf_addf(out, "promo_webhooks_deliveries_parked_total %" PRIu64 "\n", p->counters.parked);
-	buf_adds(out, "# HELP promo_webhooks_redis_errors_total Redis operations of the pipeline that failed.\n"
-		      "# TYPE promo_webhooks_redis_errors_total counter\n");
-	buf_addf(out, "promo_webhooks_redis_errors_total %" PRIu64 "\n", p->counters.redis_errors);
-	buf_adds(out, "# HELP promo_webhooks_kafka_errors_total Kafka produces of the pipeline that failed.\n"
-		      "# TYPE promo_webhooks_kafka_errors_total counter\n");
-	buf_addf(out, "promo_webhooks_kafka_errors_total %" PRIu64 "\n", p->counters.kafka_errors);
-	buf_adds(out, "# HELP promo_webhooks_delivery_duration_seconds Duration of delivery attempts.\n"
-		      "# TYPE promo_webhooks_delivery_duration_seconds histogram\n");
+	prom_gauge(out, "promo_webhooks_deliveries_in_flight",
+		   "Deliveries queued or running.",
+		   (int64_t)deliver_pending(p->deliver));
+	prom_gauge(out, "promo_webhooks_events_in_flight",
+		   "Consumed events whose offset is not yet stored.",
+		   (int64_t)offsets_pending_total(p->offsets));
+	prom_counter(out, "promo_webhooks_webhooks_disabled_total",
+		     "Webhooks this replica disabled by the failure rule.",
+		     p->counters.disabled);
+	prom_counter(out, "promo_webhooks_retries_scheduled_total",
+		     "Retries scheduled after a failed attempt.",
+		     p->counters.retries_scheduled);
+	prom_gauge(out, "promo_webhooks_retries_pending",
+		   "Retries waiting in Redis (all replicas).",
+		   (int64_t)p->counters.retries_pending);
+	prom_counter(out, "promo_webhooks_notices_published_total",
+		     "Webhook disabled notices published.",
+		     p->counters.notices_published);
+	prom_gauge(out, "promo_webhooks_notices_pending",
+		   "Notices waiting in the outbox (all replicas).",
+		   (int64_t)p->counters.notices_pending);
+	prom_counter(out, "promo_webhooks_deliveries_parked_total",
+		     "First attempts parked in Redis because their target was saturated.",
+		     p->counters.parked);
+	prom_counter(out, "promo_webhooks_redis_errors_total",
+		     "Redis operations of the pipeline that failed.",
+		     p->counters.redis_errors);
+	prom_counter(out, "promo_webhooks_kafka_errors_total",
+		     "Kafka produces of the pipeline that failed.",
+		     p->counters.kafka_errors);
+	prom_family(out, "promo_webhooks_delivery_duration_seconds", "histogram",
+		    "Duration of delivery attempts.");
 	for (t = 0; t < EVENT_TYPE_COUNT; t++) {
 		const char *name = event_type_name((enum event_type)t);
 		uint64_t cum = 0;
@@ -1550,9 +1543,9 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 		buf_addf(out, "promo_webhooks_delivery_duration_seconds_count{event=\"%s\"} %" PRIu64 "\n",
 			 name, p->durations.count[t]);
 	}
-	buf_adds(out, "# HELP promo_webhooks_oldest_unfinished_event_age_seconds Age of the oldest consumed event without an outcome (time lag), per partition.\n"
-		      "# TYPE promo_webhooks_oldest_unfinished_event_age_seconds gauge\n");
-	now = now_ms();
+	prom_family(out, "promo_webhooks_oldest_unfinished_event_age_seconds", "gauge",
+		    "Age of the oldest consumed event without an outcome (time lag), per partition.");
+	now = clock_wall_ms();
 	for (i = 0; i < p->n_assigned; i++) {
 		int64_t oldest = offsets_oldest_ms(p->offsets, p->assigned[i].topic,
 						   p->assigned[i].partition);
