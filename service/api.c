@@ -11,6 +11,10 @@
  * compare-and-set on the webhook's revision: if the webhook changed in
  * between (another replica, or the failure rule disabling it), the request
  * body is applied again to the fresh state, a few times at most, then 409.
+ *
+ * Size: every route of the admin API (contract section 7), its request
+ * parsing and its answers share one request context; split by route they
+ * would only pass that context around.
  */
 #include "promo_webhooks/api.h"
 #include "promo_webhooks/prom.h"

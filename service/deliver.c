@@ -15,6 +15,9 @@
  * The address policy is applied in CURLOPT_OPENSOCKETFUNCTION, on the
  * address curl is about to dial, so what the name resolved to at that
  * moment is what is checked.
+ *
+ * Size: the only libcurl user: the multi_socket loop integration, the
+ * per-target queues and the request itself belong together.
  */
 #include "promo_webhooks/deliver.h"
 #include "promo_webhooks/clock.h"

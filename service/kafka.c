@@ -23,6 +23,9 @@
  * on the revoked partitions is given until a deadline to finish (the
  * caller stores offsets meanwhile), the stored offsets are committed, the
  * caller is told, and only then are the partitions given up.
+ *
+ * Size: the only librdkafka user: consumer and producer, the rebalance
+ * protocol, pausing, statistics and the loop integration.
  */
 #include "promo_webhooks/kafka.h"
 #include "promo_webhooks/prom.h"
