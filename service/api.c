@@ -879,15 +879,23 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 	int redis = store_is_ready(api->store);
 	int cache = registry_is_loaded(api->reg);
 	int svc = api->hooks.ready ? api->hooks.ready(api->hooks.arg) : 1;
+	struct buf topics;
+	size_t blocked = 0;
+	int ok;
 	struct buf b;
 
-	buf_init(&b, 512);
-	buf_addf(&b, "{\"status\":\"%s\",\"redis\":%s,\"cache\":%s,\"consumer\":%s}",
-		 redis && cache && svc ? "ready" : "not_ready",
+	buf_init(&topics, 4096);
+	if (api->hooks.unwritable)
+		blocked = api->hooks.unwritable(api->hooks.arg, &topics);
+	ok = redis && cache && svc && blocked == 0;
+	buf_init(&b, 8192);
+	buf_addf(&b, "{\"status\":\"%s\",\"redis\":%s,\"cache\":%s,\"consumer\":%s,\"unwritable_topics\":[%s]}",
+		 ok ? "ready" : "not_ready",
 		 redis ? "true" : "false", cache ? "true" : "false",
-		 svc ? "true" : "false");
-	reply_buf(api, req, redis && cache && svc ? 200 : 503, "application/json", &b);
+		 svc ? "true" : "false", topics.failed ? "" : buf_str(&topics));
+	reply_buf(api, req, ok ? 200 : 503, "application/json", &b);
 	buf_release(&b);
+	buf_release(&topics);
 }
 
 static void handle_metrics(struct api *api, struct evhttp_request *req)

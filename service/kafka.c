@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@
 /* Messages held back when intake went off between poll and hand-out. */
 #define KAFKA_STASH_MAX 1024
 #define KAFKA_STATS_INTERVAL_MS "5000"
+/* How often the output topics' metadata is checked (a missing topic is
+ * named by /readyz), and how long one check may take. */
+#define KAFKA_TOPIC_CHECK_MS 15000
+#define KAFKA_TOPIC_CHECK_TIMEOUT_MS 5000
+/* The output topics watched: the dead-letter and the email topic. */
+#define KAFKA_WATCHED 2
 
 enum revoke_phase {
 	REVOKE_NONE = 0,
@@ -72,6 +79,15 @@ enum revoke_phase {
 struct produce_ctx {
 	kafka_produce_done_fn *done;
 	void *arg;
+};
+
+/* An output topic's health. missing is written by the checker thread,
+ * refused by the loop; both under kafka.watch_lock. */
+struct watched_topic {
+	char name[256];
+	int missing;        /* the last metadata check did not find it */
+	int refused;        /* the last produce to it was refused */
+	char reason[160];   /* why it was refused */
 };
 
 /* What the latest statistics say about one partition. */
@@ -126,6 +142,13 @@ struct kafka {
 
 	struct part_stats *stats;
 	size_t n_stats;
+
+	struct watched_topic watched[KAFKA_WATCHED];
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_cond;  /* wakes the checker to stop */
+	pthread_t watch_thread;
+	int watch_started;
+	int watch_stop;             /* under watch_lock */
 };
 
 static void kick(struct kafka *k)
@@ -189,19 +212,156 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		 reason);
 }
 
+/* Permanent produce errors, by kind (NOTES.md: librdkafka 2.0.2 has no
+ * retriable flag for a delivery report's code). Every other code is
+ * transient: the broker away, a timeout, a full queue. */
+static enum kafka_produce_result classify(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return KAFKA_PRODUCED;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+		return KAFKA_PRODUCE_TOO_LARGE;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+		return KAFKA_PRODUCE_REFUSED;
+	default:
+		return KAFKA_PRODUCE_FAILED;
+	}
+}
+
+const char *kafka_produce_result_name(enum kafka_produce_result r)
+{
+	switch (r) {
+	case KAFKA_PRODUCED: return "produced";
+	case KAFKA_PRODUCE_FAILED: return "failed";
+	case KAFKA_PRODUCE_TOO_LARGE: return "too large";
+	case KAFKA_PRODUCE_REFUSED: return "refused";
+	}
+	return "unknown";
+}
+
+/* A produce to topic ended with r: a refusal marks a watched topic, a
+ * success clears the mark. */
+static void watch_note(struct kafka *k, const char *topic, enum kafka_produce_result r,
+		       const char *why)
+{
+	size_t i;
+
+	if (r != KAFKA_PRODUCED && r != KAFKA_PRODUCE_REFUSED)
+		return;
+	pthread_mutex_lock(&k->watch_lock);
+	for (i = 0; i < KAFKA_WATCHED; i++) {
+		struct watched_topic *w = &k->watched[i];
+
+		if (strcmp(w->name, topic) != 0)
+			continue;
+		if (r == KAFKA_PRODUCED) {
+			w->refused = 0;
+			w->missing = 0;
+		} else {
+			w->refused = 1;
+			snprintf(w->reason, sizeof(w->reason), "%s", why);
+		}
+	}
+	pthread_mutex_unlock(&k->watch_lock);
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct produce_ctx *pc = m->_private;
+	struct kafka *k = opaque;
+	enum kafka_produce_result r = classify(m->err);
+	const char *why = m->err ? rd_kafka_err2str(m->err) : "";
 
 	(void)rk;
-	(void)opaque;
 	if (!pc)
 		return;
-	if (m->err)
-		pc->done(pc->arg, 0, rd_kafka_err2str(m->err));
-	else
-		pc->done(pc->arg, 1, "");
+	if (m->rkt)
+		watch_note(k, rd_kafka_topic_name(m->rkt), r, why);
+	pc->done(pc->arg, r, why);
 	free(pc);
+}
+
+/* The checker thread: asks the broker every KAFKA_TOPIC_CHECK_MS whether
+ * the output topics exist. A blocking call, so not on the loop. */
+static void *watch_main(void *arg)
+{
+	struct kafka *k = arg;
+
+	pthread_mutex_lock(&k->watch_lock);
+	while (!k->watch_stop) {
+		struct timespec until;
+		size_t i;
+
+		for (i = 0; i < KAFKA_WATCHED && !k->watch_stop; i++) {
+			char name[256];
+			const struct rd_kafka_metadata *md = NULL;
+			rd_kafka_topic_t *rkt;
+			rd_kafka_resp_err_t e;
+			int missing = -1;
+
+			if (!k->watched[i].name[0])
+				continue;
+			memcpy(name, k->watched[i].name, sizeof(name));
+			pthread_mutex_unlock(&k->watch_lock);
+			rkt = rd_kafka_topic_new(k->producer, name, NULL);
+			if (rkt) {
+				e = rd_kafka_metadata(k->producer, 0, rkt, &md,
+						      KAFKA_TOPIC_CHECK_TIMEOUT_MS);
+				if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->topic_cnt == 1)
+					missing = md->topics[0].err ==
+							  RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+						  md->topics[0].err ==
+							  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+				if (md)
+					rd_kafka_metadata_destroy(md);
+				rd_kafka_topic_destroy(rkt);
+			}
+			pthread_mutex_lock(&k->watch_lock);
+			/* No answer (the broker away) says nothing either way. */
+			if (missing >= 0)
+				k->watched[i].missing = missing;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += KAFKA_TOPIC_CHECK_MS / 1000;
+		while (!k->watch_stop &&
+		       pthread_cond_timedwait(&k->watch_cond, &k->watch_lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&k->watch_lock);
+	return NULL;
+}
+
+size_t kafka_topic_problems(struct kafka *k, struct kafka_topic_problem *out, size_t max)
+{
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&k->watch_lock);
+	for (i = 0; i < KAFKA_WATCHED; i++) {
+		const struct watched_topic *w = &k->watched[i];
+
+		if (!w->name[0] || (!w->missing && !w->refused))
+			continue;
+		if (n < max) {
+			snprintf(out[n].topic, sizeof(out[n].topic), "%s", w->name);
+			if (w->missing)
+				snprintf(out[n].reason, sizeof(out[n].reason), "%s",
+					 "the topic does not exist or is not visible to this client");
+			else
+				snprintf(out[n].reason, sizeof(out[n].reason), "refuses writes: %s",
+					 w->reason);
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&k->watch_lock);
+	return n;
 }
 
 static void stats_free(struct kafka *k)
@@ -922,6 +1082,10 @@ struct kafka *kafka_new(struct event_base *base, const struct config *cfg,
 		return NULL;
 	}
 	k->wake_fd[0] = k->wake_fd[1] = -1;
+	pthread_mutex_init(&k->watch_lock, NULL);
+	pthread_cond_init(&k->watch_cond, NULL);
+	snprintf(k->watched[0].name, sizeof(k->watched[0].name), "%s", cfg->dead_letter_topic);
+	snprintf(k->watched[1].name, sizeof(k->watched[1].name), "%s", cfg->email_topic);
 	k->base = base;
 	k->cb = *cb;
 	k->revoke_wait_ms = cfg->shutdown_grace_ms;
@@ -986,6 +1150,11 @@ struct kafka *kafka_new(struct event_base *base, const struct config *cfg,
 		snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(e));
 		goto fail;
 	}
+	if (pthread_create(&k->watch_thread, NULL, watch_main, k) != 0) {
+		snprintf(err, errlen, "cannot start the topic checker thread");
+		goto fail;
+	}
+	k->watch_started = 1;
 	return k;
 fail:
 	kafka_free(k);
@@ -996,6 +1165,13 @@ void kafka_free(struct kafka *k)
 {
 	if (!k)
 		return;
+	if (k->watch_started) {
+		pthread_mutex_lock(&k->watch_lock);
+		k->watch_stop = 1;
+		pthread_cond_signal(&k->watch_cond);
+		pthread_mutex_unlock(&k->watch_lock);
+		pthread_join(k->watch_thread, NULL);
+	}
 	if (k->wake_ev)
 		event_free(k->wake_ev);
 	if (k->tick_ev)
@@ -1038,6 +1214,8 @@ void kafka_free(struct kafka *k)
 	stats_free(k);
 	free(k->hdrs);
 	free(k->stash);
+	pthread_cond_destroy(&k->watch_cond);
+	pthread_mutex_destroy(&k->watch_lock);
 	free(k);
 }
 
@@ -1088,20 +1266,24 @@ int kafka_in_group(const struct kafka *k)
 	return k->in_group && !k->fatal && !k->closing;
 }
 
-int kafka_produce(struct kafka *k, const char *topic, const void *key,
-		  size_t key_len, const void *value, size_t value_len,
-		  const struct event_header *headers, size_t n_headers,
-		  kafka_produce_done_fn *done, void *arg, char *err, size_t errlen)
+enum kafka_produce_result kafka_produce(struct kafka *k, const char *topic,
+					const void *key, size_t key_len,
+					const void *value, size_t value_len,
+					const struct event_header *headers,
+					size_t n_headers,
+					kafka_produce_done_fn *done, void *arg,
+					char *err, size_t errlen)
 {
 	rd_kafka_headers_t *hdrs = NULL;
 	struct produce_ctx *pc;
 	rd_kafka_resp_err_t e;
+	enum kafka_produce_result r;
 	size_t i;
 
 	pc = malloc(sizeof(*pc));
 	if (!pc) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return KAFKA_PRODUCE_FAILED;
 	}
 	pc->done = done;
 	pc->arg = arg;
@@ -1110,7 +1292,7 @@ int kafka_produce(struct kafka *k, const char *topic, const void *key,
 		if (!hdrs) {
 			free(pc);
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			return KAFKA_PRODUCE_FAILED;
 		}
 		for (i = 0; i < n_headers; i++) {
 			e = rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
@@ -1121,7 +1303,7 @@ int kafka_produce(struct kafka *k, const char *topic, const void *key,
 					 rd_kafka_err2str(e));
 				rd_kafka_headers_destroy(hdrs);
 				free(pc);
-				return -1;
+				return KAFKA_PRODUCE_FAILED;
 			}
 		}
 	}
@@ -1139,9 +1321,13 @@ int kafka_produce(struct kafka *k, const char *topic, const void *key,
 		if (hdrs)
 			rd_kafka_headers_destroy(hdrs); /* still ours on failure */
 		free(pc);
-		return -1;
+		r = classify(e);
+		if (r == KAFKA_PRODUCED)
+			r = KAFKA_PRODUCE_FAILED;
+		watch_note(k, topic, r, err);
+		return r;
 	}
-	return 0;
+	return KAFKA_PRODUCED;
 }
 
 static void metric_label(struct buf *out, const char *s)
@@ -1197,6 +1383,25 @@ void kafka_metrics(const struct kafka *k, struct buf *out)
 	prom_family(out, "promo_webhooks_kafka_committed_offset", "gauge",
 		    "The group's committed offset, per assigned partition.");
 	metric_lines(k, out, "promo_webhooks_kafka_committed_offset", 1);
+	prom_family(out, "promo_webhooks_output_topic_unwritable", "gauge",
+		    "1 while an output topic (dead-letter, email) is missing or refused the last write, per topic.");
+	{
+		/* The lock is the only thing written; the topics are not. */
+		struct kafka *mk = (struct kafka *)(uintptr_t)k;
+		size_t i;
+
+		pthread_mutex_lock(&mk->watch_lock);
+		for (i = 0; i < KAFKA_WATCHED; i++) {
+			const struct watched_topic *w = &mk->watched[i];
+
+			if (!w->name[0] || (i > 0 && strcmp(w->name, mk->watched[0].name) == 0))
+				continue;
+			buf_adds(out, "promo_webhooks_output_topic_unwritable{topic=\"");
+			metric_label(out, w->name);
+			buf_addf(out, "\"} %d\n", w->missing || w->refused);
+		}
+		pthread_mutex_unlock(&mk->watch_lock);
+	}
 }
 
 void kafka_close(struct kafka *k)

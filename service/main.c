@@ -43,6 +43,25 @@ static int app_ready(void *arg)
 	       registry_is_loaded(app->reg);
 }
 
+static size_t app_unwritable(void *arg, struct buf *out)
+{
+	struct app *app = arg;
+	struct kafka_topic_problem probs[2];
+	size_t n, i;
+
+	n = pipeline_unwritable(app->pipeline, probs, 2);
+	for (i = 0; i < n && i < 2; i++) {
+		if (i)
+			buf_addc(out, ',');
+		buf_adds(out, "{\"topic\":");
+		buf_add_json_string(out, probs[i].topic, strlen(probs[i].topic));
+		buf_adds(out, ",\"reason\":");
+		buf_add_json_string(out, probs[i].reason, strlen(probs[i].reason));
+		buf_addc(out, '}');
+	}
+	return n;
+}
+
 static void app_metrics(void *arg, struct buf *out)
 {
 	struct app *app = arg;
@@ -180,6 +199,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	hooks.ready = app_ready;
+	hooks.unwritable = app_unwritable;
 	hooks.metrics = app_metrics;
 	hooks.arg = &app;
 	app.api = api_new(app.base, &app.cfg, app.store, app.reg, &hooks, err, sizeof(err));

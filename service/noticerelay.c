@@ -35,6 +35,7 @@ struct noticerelay {
 	uint64_t published;
 	uint64_t redis_errors;
 	uint64_t kafka_errors;
+	uint64_t refused;                 /* permanent produce failures */
 };
 
 static struct notice_in_flight **notice_find(struct noticerelay *nr, const char *id)
@@ -72,16 +73,35 @@ static void notice_acked(void *arg, enum store_status status, int64_t version)
 	notice_forget(nf);
 }
 
-static void notice_produced(void *arg, int ok, const char *err)
+/* A produce that failed: the notice stays in the outbox and is tried
+ * again when its lease ends. A permanent failure (the email topic missing
+ * or refusing writes, a notice too large) is an error an operator must
+ * fix: logged at error level and counted; /readyz names the topic. */
+static void notice_failed(struct notice_in_flight *nf, enum kafka_produce_result result,
+			  const char *err)
+{
+	struct noticerelay *nr = nf->nr;
+
+	nr->kafka_errors++;
+	if (result == KAFKA_PRODUCE_FAILED) {
+		log_warn("notice not published; it stays in the outbox", "notice=%s reason=\"%s\"",
+			 nf->id, err ? err : "");
+	} else {
+		nr->refused++;
+		log_error("notice refused by the email topic; it stays in the outbox",
+			  "notice=%s topic=%s kind=\"%s\" reason=\"%s\"", nf->id,
+			  nr->cfg->email_topic, kafka_produce_result_name(result), err ? err : "");
+	}
+	notice_forget(nf);
+}
+
+static void notice_produced(void *arg, enum kafka_produce_result result, const char *err)
 {
 	struct notice_in_flight *nf = arg;
 	struct noticerelay *nr = nf->nr;
 
-	if (!ok) {
-		nr->kafka_errors++;
-		log_warn("notice not published; it stays in the outbox", "notice=%s reason=\"%s\"",
-			 nf->id, err ? err : "");
-		notice_forget(nf);
+	if (result != KAFKA_PRODUCED) {
+		notice_failed(nf, result, err);
 		return;
 	}
 	nr->published++;
@@ -104,6 +124,7 @@ static void notices_claimed(void *arg, enum store_status status,
 	}
 	for (i = 0; i < n; i++) {
 		struct notice_in_flight *nf;
+		enum kafka_produce_result r;
 		char err[256];
 
 		if (notice_find(nr, items[i].id))
@@ -126,14 +147,11 @@ static void notices_claimed(void *arg, enum store_status status,
 			notice_forget(nf);
 			continue;
 		}
-		if (kafka_produce(nr->kafka, nr->cfg->email_topic, items[i].key,
+		r = kafka_produce(nr->kafka, nr->cfg->email_topic, items[i].key,
 				  items[i].key ? strlen(items[i].key) : 0, buf_str(&nr->scratch),
-				  nr->scratch.len, NULL, 0, notice_produced, nf, err,
-				  sizeof(err)) < 0) {
-			nr->kafka_errors++;
-			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id, err);
-			notice_forget(nf);
-		}
+				  nr->scratch.len, NULL, 0, notice_produced, nf, err, sizeof(err));
+		if (r != KAFKA_PRODUCED)
+			notice_failed(nf, r, err);
 	}
 }
 
@@ -178,6 +196,11 @@ void noticerelay_errors(const struct noticerelay *nr, uint64_t *redis,
 {
 	*redis = nr->redis_errors;
 	*kafka = nr->kafka_errors;
+}
+
+uint64_t noticerelay_refused(const struct noticerelay *nr)
+{
+	return nr->refused;
 }
 
 void noticerelay_metrics(const struct noticerelay *nr, struct buf *out)

@@ -197,14 +197,23 @@ static void after_completion(struct pipeline *p);
 
 /* ---- dead letters ---------------------------------------------------- */
 
-/* A copy on the dead-letter topic ended: the broker has it, so the
- * message's offset may advance; a copy given up at shutdown leaves it
- * behind (the message is consumed again after the restart). */
-static void dead_lettered(void *arg, struct offsets_ticket ticket, int copied)
+/* A copy on the dead-letter topic ended: the broker has it (or it can
+ * never be made: logged and counted by the copier, and skipping it is the
+ * only way the partition moves on), so the message's offset may advance; a
+ * copy given up at shutdown leaves it behind (the message is consumed again
+ * after the restart). part is the event whose promotion state could not be
+ * stored, the copy being that part of it, or NULL for an invalid
+ * message. */
+static void event_part_done(struct pipeline *p, struct inflight_event *ie, int recorded);
+
+static void dead_lettered(void *arg, struct offsets_ticket ticket, void *part,
+			  enum deadletter_end end)
 {
 	struct pipeline *p = arg;
 
-	if (copied)
+	if (part)
+		event_part_done(p, part, end != DEADLETTER_GIVEN_UP);
+	else if (end != DEADLETTER_GIVEN_UP)
 		finish_ticket(p, ticket);
 	after_completion(p);
 }
@@ -579,6 +588,7 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		 * a failed attempt like any other, so that the failure rule
 		 * applies and the partition does not stall behind it. */
 		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
+		p->counters.permanent[PMETRICS_PERM_PAYLOAD_UNRENDERABLE]++;
 		memset(&job->res, 0, sizeof(job->res));
 		job->res.outcome = DELIVER_OTHER;
 		job->res.started_ms = clock_wall_ms();
@@ -645,7 +655,7 @@ struct promo_job {
 	struct backoff retry;
 };
 
-static void promo_apply(struct promo_job *pj);
+static int promo_apply(struct promo_job *pj);
 
 static void promo_finish(struct promo_job *pj, int recorded)
 {
@@ -662,7 +672,8 @@ static void promo_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	promo_apply(arg);
+	/* The size was accepted the first time: it cannot change. */
+	(void)promo_apply(arg);
 }
 
 static void promo_applied(void *arg, enum store_status status, int64_t version)
@@ -688,10 +699,13 @@ static void promo_applied(void *arg, enum store_status status, int64_t version)
 		 pj->ie->ev.promotion_id, store_status_name(status), pj->retry.ms);
 }
 
-static void promo_apply(struct promo_job *pj)
+/* Returns 0, or STORE_PROMOTION_TOO_LARGE (nothing started, nothing
+ * called back). */
+static int promo_apply(struct promo_job *pj)
 {
 	const struct event *ev = &pj->ie->ev;
 	struct store_promotion pr;
+	int rc;
 
 	memset(&pr, 0, sizeof(pr));
 	pr.company_id = ev->company_id;
@@ -704,12 +718,18 @@ static void promo_apply(struct promo_job *pj)
 	pr.start_ms = ev->start_ms;
 	pr.has_end = ev->has_end;
 	pr.end_ms = ev->end_ms;
-	if (store_promotion_apply(pj->p->store, &pr, promo_applied, pj) < 0)
+	rc = store_promotion_apply(pj->p->store, &pr, promo_applied, pj);
+	if (rc == STORE_PROMOTION_TOO_LARGE)
+		return rc;
+	if (rc < 0)
 		promo_applied(pj, STORE_ERROR, 0);
+	return 0;
 }
 
 /* Starts recording the promotion state of a Promotion.* event as one more
- * part of ie. Returns -1 (nothing started) when out of memory. */
+ * part of ie. Returns -1 (nothing started) when out of memory, or
+ * STORE_PROMOTION_TOO_LARGE (nothing started) when the state can never be
+ * stored. */
 static int promo_start(struct pipeline *p, struct inflight_event *ie)
 {
 	struct promo_job *pj = calloc(1, sizeof(*pj));
@@ -718,8 +738,11 @@ static int promo_start(struct pipeline *p, struct inflight_event *ie)
 		return -1;
 	pj->p = p;
 	pj->ie = ie;
+	if (promo_apply(pj) == STORE_PROMOTION_TOO_LARGE) {
+		free(pj);
+		return STORE_PROMOTION_TOO_LARGE;
+	}
 	p->jobs_live++;
-	promo_apply(pj);
 	return 0;
 }
 
@@ -858,7 +881,7 @@ static void on_message(void *arg, const struct kafka_message *m)
 		free(ie);
 		log_warn("invalid event, dead-lettering", "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
 			 m->topic, m->partition, m->offset, err);
-		if (deadletter_copy(p->dlq, m, err, t) < 0)
+		if (deadletter_copy(p->dlq, m, err, t, NULL) < 0)
 			log_error("out of memory copying dead letter", "offset=%" PRId64, m->offset);
 		return;
 	}
@@ -868,8 +891,26 @@ static void on_message(void *arg, const struct kafka_message *m)
 	 * can finish the ticket before every part is started. */
 	ie->remaining = 1;
 	if (is_promotion_change(ie->ev.type)) {
+		int rc;
+
 		ie->remaining++;
-		if (promo_start(p, ie) < 0) {
+		rc = promo_start(p, ie);
+		if (rc == STORE_PROMOTION_TOO_LARGE) {
+			/* Permanent: its webhooks still get the event, but no
+			 * period event can come of it. The copy on the
+			 * dead-letter topic says why, and takes the part's
+			 * place. */
+			p->counters.permanent[PMETRICS_PERM_STATE_NOT_STORED]++;
+			log_error("promotion state too large to store, dead-lettering the event",
+				  "topic=%s partition=%" PRId32 " offset=%" PRId64 " promotion=%s data_bytes=%zu",
+				  m->topic, m->partition, m->offset, ie->ev.promotion_id,
+				  ie->ev.data_len);
+			if (deadletter_copy(p->dlq, m,
+					    "promotion state too large to store: no period events for this promotion",
+					    t, ie) < 0)
+				rc = -1;
+		}
+		if (rc == -1) {
 			ie->remaining--;
 			ie->unfinished++;
 		}
@@ -1127,6 +1168,12 @@ void pipeline_stop(struct pipeline *p, pipeline_stopped_fn *stopped, void *arg)
 	after_completion(p);
 }
 
+size_t pipeline_unwritable(const struct pipeline *p, struct kafka_topic_problem *out,
+			   size_t max)
+{
+	return kafka_topic_problems(p->kafka, out, max);
+}
+
 int pipeline_ready(const struct pipeline *p)
 {
 	return p->state == PIPELINE_RUNNING && kafka_in_group(p->kafka);
@@ -1135,12 +1182,20 @@ int pipeline_ready(const struct pipeline *p)
 void pipeline_metrics(const struct pipeline *p, struct buf *out)
 {
 	uint64_t relay_redis, relay_kafka;
+	struct deadletter_counts dlq;
+	struct pmetrics counters;
 	int64_t now;
 	size_t i;
 
 	noticerelay_errors(p->notices, &relay_redis, &relay_kafka);
-	pmetrics_write(&p->counters, deliver_pending(p->deliver),
-		       offsets_pending_total(p->offsets), relay_redis, relay_kafka, out);
+	deadletter_counts(p->dlq, &dlq);
+	counters = p->counters;
+	counters.permanent[PMETRICS_PERM_DEAD_LETTER_TRUNCATED] += dlq.truncated;
+	counters.permanent[PMETRICS_PERM_DEAD_LETTER_NOT_COPIED] += dlq.not_copied;
+	counters.permanent[PMETRICS_PERM_NOTICE_REFUSED] += noticerelay_refused(p->notices);
+	pmetrics_write(&counters, deliver_pending(p->deliver),
+		       offsets_pending_total(p->offsets), relay_redis,
+		       relay_kafka + dlq.failed, out);
 	deadletter_metrics(p->dlq, out);
 	noticerelay_metrics(p->notices, out);
 	prom_family(out, "promo_webhooks_oldest_unfinished_event_age_seconds", "gauge",

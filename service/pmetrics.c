@@ -37,6 +37,10 @@ void pmetrics_write(const struct pmetrics *m, size_t deliveries_in_flight,
 		"success", "http_status", "timeout", "connect", "tls",
 		"refused", "cancelled", "other",
 	};
+	static const char *const permanent_names[PMETRICS_PERM_COUNT] = {
+		"dead_letter_truncated", "dead_letter_not_copied", "state_not_stored",
+		"notice_refused", "payload_unrenderable",
+	};
 	size_t i, t;
 
 	prom_counter(out, "promo_webhooks_events_consumed_total",
@@ -79,6 +83,11 @@ void pmetrics_write(const struct pmetrics *m, size_t deliveries_in_flight,
 	prom_counter(out, "promo_webhooks_kafka_errors_total",
 		     "Kafka produces of the pipeline that failed.",
 		     m->kafka_errors + extra_kafka);
+	prom_family(out, "promo_webhooks_permanent_errors_total", "counter",
+		    "Errors that trying again cannot fix, by kind; none holds a partition back.");
+	for (i = 0; i < PMETRICS_PERM_COUNT; i++)
+		buf_addf(out, "promo_webhooks_permanent_errors_total{kind=\"%s\"} %" PRIu64 "\n",
+			 permanent_names[i], m->permanent[i]);
 	prom_family(out, "promo_webhooks_delivery_duration_seconds", "histogram",
 		    "Duration of delivery attempts.");
 	for (t = 0; t < EVENT_TYPE_COUNT; t++) {

@@ -13,6 +13,10 @@
 #include "lua_scripts.h"
 
 #define ARG_MAX ((size_t)4 << 20) /* the link's cap on one command */
+/* Room in one command for the keys and the numbers besides the state. */
+#define ARG_SLACK 1024
+/* The state is measured in a buffer this large before it is sent. */
+#define DOC_MEASURE_MAX ((size_t)64 << 20)
 #define SCAN_CLAIM_MAX 1000       /* period occurrences claimed in one pass */
 
 /* ms, or null when absent. */
@@ -40,12 +44,11 @@ int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 
 	if (!pr->company_id || !pr->promotion_id || (!pr->deleted && !pr->data))
 		return -1;
-	cmd = rlink_cmd_new("promotion_apply", &lua_promotion_apply);
-	if (!cmd)
-		return -1;
 	/* The state as store_promos.h lays it out; a tombstone keeps only
-	 * the time that orders it against late events. */
-	buf_init(&doc, ARG_MAX);
+	 * the time that orders it against late events. Built without a cap
+	 * first, so that a state too large for one command (permanent) is
+	 * told apart from running out of memory (transient). */
+	buf_init(&doc, DOC_MEASURE_MAX);
 	buf_addf(&doc, "{\"time\":%lld,", (long long)pr->event_time_ms);
 	if (pr->deleted) {
 		buf_adds(&doc, "\"deleted\":true}");
@@ -57,6 +60,21 @@ int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 		buf_adds(&doc, ",\"end\":");
 		add_ms_or_null(&doc, pr->has_end, pr->end_ms);
 		buf_addc(&doc, '}');
+	}
+	if (doc.failed) {
+		/* Escaping at most sextuples the data: a failure below
+		 * DOC_MEASURE_MAX / 6 is memory, above it the size. */
+		buf_release(&doc);
+		return pr->data_len > DOC_MEASURE_MAX / 6 ? STORE_PROMOTION_TOO_LARGE : -1;
+	}
+	if (doc.len + strlen(pr->company_id) + 2 * strlen(pr->promotion_id) + ARG_SLACK > ARG_MAX) {
+		buf_release(&doc);
+		return STORE_PROMOTION_TOO_LARGE;
+	}
+	cmd = rlink_cmd_new("promotion_apply", &lua_promotion_apply);
+	if (!cmd) {
+		buf_release(&doc);
+		return -1;
 	}
 	buf_init(&member, ARG_MAX);
 	buf_adds(&member, pr->company_id);

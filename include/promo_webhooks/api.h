@@ -25,6 +25,11 @@ struct api_hooks {
 	/* 1 when the service may take traffic (the consumer is in its
 	 * group); /readyz is 200 when this and store_is_ready() hold. */
 	int (*ready)(void *arg);
+	/* Outputs the service cannot write to (a missing dead-letter or email
+	 * topic, one refusing writes): appends each to out as a JSON object
+	 * {"topic": ..., "reason": ...}, comma-separated, and returns how
+	 * many; /readyz is 503 while there is one. */
+	size_t (*unwritable)(void *arg, struct buf *out);
 	/* Appends Prometheus text exposition lines to out for /metrics. */
 	void (*metrics)(void *arg, struct buf *out);
 	void *arg;

@@ -89,24 +89,58 @@ int kafka_store_offset(struct kafka *k, const char *topic, int32_t partition,
  * assignment. */
 int kafka_in_group(const struct kafka *k);
 
-/* Completion of kafka_produce: ok=1 when the broker acknowledged the
- * message, else ok=0 and err says why. Called from the loop. */
-typedef void kafka_produce_done_fn(void *arg, int ok, const char *err);
+/* How a produce ended. Only KAFKA_PRODUCE_FAILED is worth trying again as
+ * it is; the other failures are permanent for that message or topic. */
+enum kafka_produce_result {
+	KAFKA_PRODUCED = 0,        /* the broker acknowledged the message */
+	KAFKA_PRODUCE_FAILED,      /* transient (broker away, queue full,
+				    * timeout): retry with backoff */
+	KAFKA_PRODUCE_TOO_LARGE,   /* over the producer's message.max.bytes or
+				    * the broker's limit: never succeeds as it
+				    * is, a smaller message may */
+	KAFKA_PRODUCE_REFUSED,     /* the topic does not exist or refuses this
+				    * client's writes: kafka_topic_problems
+				    * names it until a produce succeeds */
+};
+
+const char *kafka_produce_result_name(enum kafka_produce_result r);
+
+/* Completion of kafka_produce; err says why when result is not
+ * KAFKA_PRODUCED. Called from the loop. */
+typedef void kafka_produce_done_fn(void *arg, enum kafka_produce_result result,
+				   const char *err);
 
 /*
  * Produces one message (key may be NULL). Copies everything. done is called
- * exactly once, never from inside this call. Returns -1 (done not called)
- * when the message cannot even be queued, err says why.
+ * exactly once, never from inside this call. Returns KAFKA_PRODUCED (0)
+ * when the message was queued, else why it could not even be queued (done
+ * not called), err says more.
  */
-int kafka_produce(struct kafka *k, const char *topic, const void *key,
-		  size_t key_len, const void *value, size_t value_len,
-		  const struct event_header *headers, size_t n_headers,
-		  kafka_produce_done_fn *done, void *arg, char *err,
-		  size_t errlen);
+enum kafka_produce_result kafka_produce(struct kafka *k, const char *topic,
+					const void *key, size_t key_len,
+					const void *value, size_t value_len,
+					const struct event_header *headers,
+					size_t n_headers,
+					kafka_produce_done_fn *done, void *arg,
+					char *err, size_t errlen);
+
+/* An output topic (dead-letter or email) that cannot take messages. */
+struct kafka_topic_problem {
+	char topic[256];
+	char reason[160];
+};
+
+/* The output topics (cfg's dead-letter and email topics) that are missing
+ * (a metadata check every KAFKA_TOPIC_CHECK_MS, on a thread of its own) or
+ * refused the last message produced to them. Fills up to max entries and
+ * returns how many there are. For /readyz. */
+size_t kafka_topic_problems(struct kafka *k, struct kafka_topic_problem *out,
+			    size_t max);
 
 /* Appends the Prometheus lines the module owns:
  * promo_webhooks_kafka_consumer_lag{topic,partition} and the committed
- * offset per assigned partition, from librdkafka's statistics. */
+ * offset per assigned partition, from librdkafka's statistics, and
+ * promo_webhooks_output_topic_unwritable{topic} for the output topics. */
 void kafka_metrics(const struct kafka *k, struct buf *out);
 
 /* Stops intake, starts leaving the group; on_closed follows. Stored

@@ -32,6 +32,9 @@ void noticerelay_claim(struct noticerelay *nr, int64_t now_ms);
 /* Failed Redis and Kafka steps so far, for the pipeline's error totals. */
 void noticerelay_errors(const struct noticerelay *nr, uint64_t *redis,
 			uint64_t *kafka);
+/* Produces the email topic refused for good (missing topic, no write
+ * permission, too large), for promo_webhooks_permanent_errors_total. */
+uint64_t noticerelay_refused(const struct noticerelay *nr);
 /* promo_webhooks_notices_published_total. */
 void noticerelay_metrics(const struct noticerelay *nr, struct buf *out);
 

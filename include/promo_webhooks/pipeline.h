@@ -14,6 +14,7 @@
 #define PROMO_WEBHOOKS_PIPELINE_H
 
 #include "promo_webhooks/buf.h"
+#include "promo_webhooks/kafka.h"
 #include "promo_webhooks/config.h"
 
 struct event_base;
@@ -38,6 +39,10 @@ void pipeline_start(struct pipeline *p);
  * again later), commit, leave the group; then stopped(arg). */
 void pipeline_stop(struct pipeline *p, pipeline_stopped_fn *stopped, void *arg);
 
+/* For /readyz: the output topics that cannot take messages, as
+ * kafka_topic_problems says. */
+size_t pipeline_unwritable(const struct pipeline *p, struct kafka_topic_problem *out,
+			   size_t max);
 /* For /readyz: the consumer is in its group. */
 int pipeline_ready(const struct pipeline *p);
 /* For /metrics: appends the pipeline's Prometheus lines. */

@@ -25,6 +25,24 @@ struct pmetrics_durations {
 	double sum[EVENT_TYPE_COUNT];
 };
 
+/* Errors that never go away by trying again, by kind: each is logged once
+ * at error level where it is decided, and never holds a partition back
+ * (promo_webhooks_permanent_errors_total{kind}). */
+enum pmetrics_permanent {
+	PMETRICS_PERM_DEAD_LETTER_TRUNCATED = 0, /* invalid message too large:
+						  * copied with its value cut */
+	PMETRICS_PERM_DEAD_LETTER_NOT_COPIED,    /* no copy possible (topic
+						  * missing or refusing, or too
+						  * large even empty): skipped */
+	PMETRICS_PERM_STATE_NOT_STORED,          /* promotion state too large to
+						  * store: event dead-lettered */
+	PMETRICS_PERM_NOTICE_REFUSED,            /* the email topic refused a
+						  * notice (kept in the outbox) */
+	PMETRICS_PERM_PAYLOAD_UNRENDERABLE,      /* a body over the render cap:
+						  * a failed attempt */
+	PMETRICS_PERM_COUNT
+};
+
 struct pmetrics {
 	uint64_t consumed;
 	uint64_t deliveries[EVENT_TYPE_COUNT][DELIVER_OTHER + 1]; /* by type, outcome */
@@ -36,6 +54,7 @@ struct pmetrics {
 	uint64_t parked;            /* first attempts parked for a saturated target */
 	int64_t retries_pending;    /* from Redis, refreshed by the claim timer */
 	int64_t notices_pending;
+	uint64_t permanent[PMETRICS_PERM_COUNT]; /* enum pmetrics_permanent */
 	struct pmetrics_durations durations;
 };
 

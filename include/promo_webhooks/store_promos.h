@@ -66,8 +66,12 @@ struct store_promotion {
  * equal in time to a live state replaces it). version in the callback is
  * 1 when the change was applied, 0 when it was ignored as stale. Returns
  * -1 without starting when company_id or promotion_id is missing, or data
- * for a change that is not a deletion.
+ * for a change that is not a deletion (or out of memory), and
+ * STORE_PROMOTION_TOO_LARGE without starting when the state is larger than
+ * one store call may carry (4 MiB): that never changes, the caller must
+ * not retry it.
  */
+#define STORE_PROMOTION_TOO_LARGE (-2)
 int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 			  store_write_cb *cb, void *arg);
 

@@ -8,8 +8,9 @@
 #     renders validates strictly against the Kubernetes OpenAPI schemas of
 #     $PW_K8S_VERSIONS (kubernetes-validate, whose wheel ships the schemas: no
 #     download at check time), as does deploy/base/secret.example.yaml; the
-#     KEDA ScaledObject and the ServiceMonitor (CRDs, no schema offline) get
-#     structural checks;
+#     KEDA ScaledObject, the ServiceMonitor and the PrometheusRule (CRDs, no
+#     schema offline) get structural checks, and the alert rules must cover
+#     the permanent errors, unwritable output topics and stalled partitions;
 #   * the rendered objects agree with each other and with the service:
 #     selectors, probe paths, ports, the termination grace above the
 #     shutdown grace, the non-root read-only hardening, only known
@@ -361,8 +362,89 @@ def check_servicemonitor(where, sm):
         fail("%s: ServiceMonitor/%s: %s" % (where, sm["metadata"].get("name"), e))
 
 
+def exported_metrics():
+    src = "".join(open(f, encoding="utf-8", errors="replace").read()
+                  for f in glob.glob(os.path.join(root, "service", "*.c")))
+    return set(re.findall(r"promo_webhooks_[a-z0-9_]+", src))
+
+
+def check_prometheusrule(where, pr):
+    """Structure of monitoring.coreos.com/v1 PrometheusRule, and every
+    promo_webhooks_* metric its expressions use is one the service exports."""
+    spec = pr.get("spec") or {}
+    errs = []
+    groups = spec.get("groups")
+    errs += ["unknown field spec.%s" % k for k in spec if k != "groups"]
+    if not isinstance(groups, list) or not groups:
+        errs.append("spec.groups missing")
+        groups = []
+    names = [g.get("name") for g in groups if isinstance(g, dict)]
+    if len(names) != len(set(names)) or not all(isinstance(n, str) and n for n in names):
+        errs.append("group names missing or repeated")
+    exported = exported_metrics()
+    for gi, g in enumerate(groups):
+        if not isinstance(g, dict):
+            errs.append("spec.groups[%d] is not a mapping" % gi)
+            continue
+        errs += ["unknown field spec.groups[%d].%s" % (gi, k) for k in g
+                 if k not in ("name", "interval", "rules", "partial_response_strategy", "limit")]
+        rules = g.get("rules")
+        if not isinstance(rules, list) or not rules:
+            errs.append("spec.groups[%d].rules missing" % gi)
+            continue
+        for ri, r in enumerate(rules):
+            at = "spec.groups[%d].rules[%d]" % (gi, ri)
+            if not isinstance(r, dict):
+                errs.append("%s is not a mapping" % at)
+                continue
+            errs += ["unknown field %s.%s" % (at, k) for k in r
+                     if k not in ("alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations")]
+            if bool(r.get("alert")) == bool(r.get("record")):
+                errs.append("%s: exactly one of alert and record" % at)
+            expr = r.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                errs.append("%s.expr missing (a string)" % at)
+                continue
+            if expr.count("(") != expr.count(")") or expr.count("[") != expr.count("]"):
+                errs.append("%s.expr: unbalanced brackets" % at)
+            for k in ("for", "keep_firing_for"):
+                if k in r and not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", str(r[k])):
+                    errs.append("%s.%s: not a duration" % (at, k))
+            for k in ("labels", "annotations"):
+                if k in r and not is_str_map(r[k]):
+                    errs.append("%s.%s must map strings to strings" % (at, k))
+            if r.get("record") and "annotations" in r:
+                errs.append("%s: a recording rule has no annotations" % at)
+            for m in set(re.findall(r"promo_webhooks_[a-z0-9_]+", expr)):
+                base = re.sub(r"_(bucket|sum|count)$", "", m)
+                if m not in exported and base not in exported:
+                    errs.append("%s: %s is not exported by the service (service/*.c)" % (at, m))
+    for e in errs:
+        fail("%s: PrometheusRule/%s: %s" % (where, pr["metadata"].get("name"), e))
+
+
 CRD_CHECKS = {("keda.sh", "ScaledObject"): check_scaledobject,
-              ("monitoring.coreos.com", "ServiceMonitor"): check_servicemonitor}
+              ("monitoring.coreos.com", "ServiceMonitor"): check_servicemonitor,
+              ("monitoring.coreos.com", "PrometheusRule"): check_prometheusrule}
+
+# Metrics the rendered PrometheusRules must alert on (issue 12 part 1).
+ALERTED = ["promo_webhooks_permanent_errors_total",
+           "promo_webhooks_oldest_unfinished_event_age_seconds",
+           "promo_webhooks_output_topic_unwritable"]
+
+
+def check_alerts(where, docs):
+    """A kustomization that renders the service renders its alerts too."""
+    if not any(d.get("kind") == "Deployment" for d in docs):
+        return
+    exprs = [r.get("expr", "") for d in docs if d.get("kind") == "PrometheusRule"
+             for g in (d.get("spec") or {}).get("groups") or [] if isinstance(g, dict)
+             for r in g.get("rules") or [] if isinstance(r, dict) and r.get("alert")]
+    missing = [m for m in ALERTED if not any(m in str(e) for e in exprs)]
+    if missing:
+        fail("%s: no alert rule on %s" % (where, ", ".join(missing)))
+    else:
+        ok("%s: %d alert rules, on %s among others" % (where, len(exprs), ", ".join(ALERTED)))
 
 
 def crd_check(where, doc):
@@ -536,6 +618,7 @@ for path in sorted(glob.glob(os.path.join(rendered_dir, "*.yaml"))):
         ok("%s: %d objects valid against the Kubernetes %s schemas (strict), %d CRD objects checked" % (
             where, n_schema, "/".join(k8s_versions), n_crd))
     check_app(where, docs)
+    check_alerts(where, docs)
     check_dashboard_configmaps(where, docs, dashboard_text)
 
 for f in sorted(glob.glob(os.path.join(root, "deploy/**/*.example.yaml"), recursive=True)):

@@ -888,7 +888,7 @@ static int all_ready(void *arg)
 
 int main(void)
 {
-	struct api_hooks hooks = { fake_ready, fake_metrics, NULL };
+	struct api_hooks hooks = { .ready = fake_ready, .metrics = fake_metrics, .arg = NULL };
 	struct store *st;
 	struct registry *reg;
 	struct api *api;

@@ -346,12 +346,12 @@ static int has_records(void *arg)
 
 static int produced_ok, produced_failed;
 
-static void on_produced(void *arg, int ok, const char *err)
+static void on_produced(void *arg, enum kafka_produce_result result, const char *err)
 {
 	int *calls = arg;
 
 	(*calls)++;
-	if (ok) {
+	if (result == KAFKA_PRODUCED) {
 		produced_ok++;
 	} else {
 		produced_failed++;
@@ -392,7 +392,7 @@ static void produce_n(struct kafka *k, int from, int n)
 		snprintf(value, sizeof(value), "{\"n\":%d}", from + i);
 		if (kafka_produce(k, topic, key, strlen(key), value, strlen(value), h, 3,
 				  on_produced, &produce_calls[from + i], err,
-				  sizeof(err)) < 0) {
+				  sizeof(err)) != KAFKA_PRODUCED) {
 			fprintf(stderr, "kafka_produce: %s\n", err);
 			CHECK(!"kafka_produce failed");
 		}
