@@ -369,12 +369,33 @@ static void record_later(struct delivery_job *job, const char *why)
 		 job->webhook_id, why, job->record.ms);
 }
 
+/* Redis refused to take job's outcome for good (a script error: a bug or
+ * a foreign writer). Trying again cannot help and would hold the
+ * partition: logged, counted, and the job ends as if recorded. */
+static void outcome_given_up(struct delivery_job *job, const char *what)
+{
+	struct pipeline *p = job->p;
+	struct payload_src src;
+
+	job_src(job, &src);
+	p->counters.redis_errors++;
+	p->counters.permanent[PMETRICS_PERM_OUTCOME_NOT_RECORDED]++;
+	log_error("redis refused a delivery outcome for good, given up",
+		  "webhook=%s event_id=%s attempt=%d outcome=%s", job->webhook_id,
+		  src.event_id, job->attempt, what);
+	job_finish(job, 1);
+}
+
 static void failure_recorded(void *arg, enum store_status status,
 			     enum store_failure_result result)
 {
 	struct delivery_job *job = arg;
 	struct pipeline *p = job->p;
 
+	if (status == STORE_ERROR) {
+		outcome_given_up(job, "failure");
+		return;
+	}
 	if (status != STORE_OK) {
 		record_later(job, store_status_name(status));
 		return;
@@ -465,6 +486,10 @@ static void parked(void *arg, enum store_status status, int64_t version)
 	struct delivery_job *job = arg;
 
 	(void)version;
+	if (status == STORE_ERROR) {
+		outcome_given_up(job, "parked");
+		return;
+	}
 	if (status != STORE_OK) {
 		record_later(job, store_status_name(status));
 		return;
@@ -687,6 +712,15 @@ static void promo_applied(void *arg, enum store_status status, int64_t version)
 		return;
 	}
 	p->counters.redis_errors++;
+	if (status == STORE_ERROR) {
+		/* Refused for good: no period events for this change. */
+		p->counters.permanent[PMETRICS_PERM_STATE_NOT_STORED]++;
+		log_error("redis refused a promotion state for good, given up",
+			  "promotion=%s company=%s event_id=%s", pj->ie->ev.promotion_id,
+			  pj->ie->ev.company_id, pj->ie->ev.id);
+		promo_finish(pj, 1);
+		return;
+	}
 	if (p->state >= PIPELINE_CLOSING) {
 		promo_finish(pj, 0);
 		return;
@@ -722,7 +756,7 @@ static int promo_apply(struct promo_job *pj)
 	if (rc == STORE_PROMOTION_TOO_LARGE)
 		return rc;
 	if (rc < 0)
-		promo_applied(pj, STORE_ERROR, 0);
+		promo_applied(pj, STORE_UNAVAILABLE, 0); /* out of memory: passes */
 	return 0;
 }
 

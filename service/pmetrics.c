@@ -39,7 +39,7 @@ void pmetrics_write(const struct pmetrics *m, size_t deliveries_in_flight,
 	};
 	static const char *const permanent_names[PMETRICS_PERM_COUNT] = {
 		"dead_letter_truncated", "dead_letter_not_copied", "state_not_stored",
-		"notice_refused", "payload_unrenderable",
+		"notice_refused", "payload_unrenderable", "outcome_not_recorded",
 	};
 	size_t i, t;
 

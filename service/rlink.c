@@ -260,6 +260,26 @@ static void op_end(struct rlink_op *op, enum rlink_status status,
 	free(op);
 }
 
+/* 1 when an error reply names a state Redis leaves by itself (memory
+ * freed, a failover done, a script finished), so the command may succeed
+ * when tried again; 0 for an error in the command or the data. */
+static int error_passes(const char *err)
+{
+	static const char *const passing[] = {
+		"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN",
+		"TRYAGAIN", "NOREPLICAS", "MISCONF", "MOVED", "ASK", "NOSCRIPT",
+		"NOAUTH", "WRONGPASS", "NOPERM",
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(passing) / sizeof(passing[0]); i++) {
+		n = strlen(passing[i]);
+		if (strncmp(err, passing[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
 /* Hands an op to hiredis. Returns 0, or -1 when the context refused (it
@@ -447,7 +467,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 		}
 		log_warn("redis command failed", "op=%s error=\"%.120s\"",
 			 op->cmd->name, reply->str);
-		op_end(op, RLINK_UNAVAILABLE, NULL);
+		op_end(op, error_passes(reply->str) ? RLINK_UNAVAILABLE : RLINK_REJECTED, NULL);
 		return;
 	}
 	op_end(op, RLINK_OK, reply);

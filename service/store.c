@@ -40,7 +40,9 @@ const char *store_status_name(enum store_status status)
 
 enum store_status store_status_from(enum rlink_status status)
 {
-	return status == RLINK_OK ? STORE_OK : STORE_UNAVAILABLE;
+	if (status == RLINK_OK)
+		return STORE_OK;
+	return status == RLINK_REJECTED ? STORE_ERROR : STORE_UNAVAILABLE;
 }
 
 static void on_message(void *arg, const char *msg, size_t len)

@@ -261,7 +261,7 @@ static void on_list(void *arg, enum rlink_status rs, const struct rlink_reply *r
 		return;
 	}
 	if (rs != RLINK_OK) {
-		l->cb(l->arg, STORE_UNAVAILABLE, NULL, 0);
+		l->cb(l->arg, store_status_from(rs), NULL, 0);
 	} else if (parse_hooks(r, &hooks, &n) < 0) {
 		l->cb(l->arg, STORE_ERROR, NULL, 0);
 	} else {

@@ -135,7 +135,7 @@ static void on_disable(void *arg, enum rlink_status rs,
 		return;
 	}
 	if (rs != RLINK_OK) {
-		failure_end(f, STORE_UNAVAILABLE, STORE_FAILURE_INACTIVE);
+		failure_end(f, store_status_from(rs), STORE_FAILURE_INACTIVE);
 		return;
 	}
 	s = rlink_reply_at(r, 0);
@@ -283,7 +283,7 @@ static void on_failure(void *arg, enum rlink_status rs,
 		return;
 	}
 	if (rs != RLINK_OK) {
-		failure_end(f, STORE_UNAVAILABLE, STORE_FAILURE_INACTIVE);
+		failure_end(f, store_status_from(rs), STORE_FAILURE_INACTIVE);
 		return;
 	}
 	s = rlink_reply_at(r, 0);
@@ -473,7 +473,7 @@ static void on_attempts(void *arg, enum rlink_status rs,
 		return;
 	}
 	if (rs != RLINK_OK) {
-		c->cb(c->arg, STORE_UNAVAILABLE, NULL, NULL, 0);
+		c->cb(c->arg, store_status_from(rs), NULL, NULL, 0);
 	} else if (rlink_reply_type(r) != RLINK_ARRAY) {
 		log_warn("redis answered unexpectedly", "op=%s", "attempts_list");
 		c->cb(c->arg, STORE_ERROR, NULL, NULL, 0);
@@ -533,7 +533,7 @@ static void on_claim(void *arg, enum rlink_status rs,
 	if (rs == RLINK_CANCELLED)
 		goto out;
 	if (rs != RLINK_OK) {
-		c->cb(c->arg, STORE_UNAVAILABLE, NULL, 0);
+		c->cb(c->arg, store_status_from(rs), NULL, 0);
 		goto out;
 	}
 	count = rlink_reply_count(r);

@@ -40,6 +40,9 @@ enum pmetrics_permanent {
 						  * notice (kept in the outbox) */
 	PMETRICS_PERM_PAYLOAD_UNRENDERABLE,      /* a body over the render cap:
 						  * a failed attempt */
+	PMETRICS_PERM_OUTCOME_NOT_RECORDED,      /* Redis refused an outcome
+						  * (or a parked attempt) for
+						  * good: given up */
 	PMETRICS_PERM_COUNT
 };
 

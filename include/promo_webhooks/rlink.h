@@ -48,6 +48,12 @@ enum rlink_status {
 			    * the command (logged); reply is NULL */
 	RLINK_CANCELLED,   /* rlink_cancel or rlink_free: the callback must
 			    * only release what it holds; reply is NULL */
+	RLINK_REJECTED,    /* Redis answered with an error that trying again
+			    * will not fix (a script error, WRONGTYPE, an
+			    * unknown command; logged); reply is NULL. The
+			    * passing ones (OOM, READONLY, LOADING, BUSY,
+			    * MASTERDOWN, CLUSTERDOWN, TRYAGAIN, NOREPLICAS,
+			    * MISCONF, MOVED, ASK) are RLINK_UNAVAILABLE */
 };
 
 typedef void rlink_done_cb(void *arg, enum rlink_status status,

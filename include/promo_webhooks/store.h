@@ -46,8 +46,10 @@ enum store_status {
 			    * written since it was read (re-read and retry) */
 	STORE_UNAVAILABLE, /* Redis unreachable, too slow, or refused the
 			    * command (e.g. out of memory, read-only replica) */
-	STORE_ERROR,       /* Redis answered something unexpected or stored
-			    * data is unreadable: a bug or a foreign writer */
+	STORE_ERROR,       /* Redis answered something unexpected, refused
+			    * the command for good (a script error), or
+			    * stored data is unreadable: a bug or a foreign
+			    * writer; trying again will not help */
 };
 
 const char *store_status_name(enum store_status status);
@@ -86,8 +88,8 @@ const char *store_channel(const struct store *st);
 /* The change feed's subscriber (store_hooks.c); arg is malloc'd and
  * becomes the store's, freed with the next call or store_free. */
 void store_set_listener(struct store *st, rlink_message_cb *cb, void *arg);
-/* STORE_UNAVAILABLE for RLINK_UNAVAILABLE (RLINK_CANCELLED is never passed
- * on). */
+/* STORE_UNAVAILABLE for RLINK_UNAVAILABLE, STORE_ERROR for RLINK_REJECTED
+ * (RLINK_CANCELLED is never passed on). */
 enum store_status store_status_from(enum rlink_status status);
 /*
  * Starts cmd, whose script answers {"ok", n} / {"not_found"} /

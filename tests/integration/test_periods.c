@@ -961,6 +961,48 @@ static int stores_ready(void *arg)
 	return store_is_ready(sa) && store_is_ready(sb);
 }
 
+/* Permanent errors (issue 12 part 1): a state larger than one call may
+ * carry is refused at once, without a callback; a script that Redis
+ * refuses for good (here WRONGTYPE, a foreign writer) answers STORE_ERROR,
+ * not STORE_UNAVAILABLE, so that the caller does not retry it for ever;
+ * Redis being away stays STORE_UNAVAILABLE (tested in test_store). */
+static void test_permanent(void)
+{
+	struct store_promotion pr;
+	struct wres r;
+	size_t big = (size_t)5 << 20;
+	char *data = malloc(big + 3);
+
+	CHECK(data != NULL);
+	if (!data)
+		return;
+	data[0] = '"';
+	memset(data + 1, 'x', big);
+	data[big + 1] = '"';
+	data[big + 2] = '\0';
+	memset(&pr, 0, sizeof(pr));
+	pr.company_id = "perm";
+	pr.promotion_id = "P-big";
+	pr.event_time_ms = NOW0;
+	pr.data = data;
+	pr.data_len = big + 2;
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_promotion_apply(sa, &pr, on_write, &r), STORE_PROMOTION_TOO_LARGE);
+	CHECK_INT(r.done, 0);
+	free(data);
+
+	itest_cmd_ok(raw, "SET {pw}:promo:perm2 not-a-hash");
+	pr.company_id = "perm2";
+	pr.promotion_id = "P-1";
+	pr.data = "{}";
+	pr.data_len = 2;
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_promotion_apply(sa, &pr, on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_ERROR);
+	itest_cmd_ok(raw, "DEL {pw}:promo:perm2");
+}
+
 int main(void)
 {
 	char err[256];
@@ -996,6 +1038,7 @@ int main(void)
 	test_budget();
 	test_retry_path();
 	test_cost();
+	test_permanent();
 
 	store_free(sa);
 	store_free(sb);
