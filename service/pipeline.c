@@ -96,7 +96,6 @@ struct inflight_event {
 	unsigned unfinished; /* parts given up or not recorded */
 };
 
-
 /* One delivery attempt, from submission until its outcome is recorded. */
 struct delivery_job {
 	struct pipeline *p;
@@ -190,7 +189,6 @@ static void set_intake(struct pipeline *p, int on)
  * shutdown on when nothing is left in flight. */
 static void after_completion(struct pipeline *p);
 
-
 /* ---- dead letters ---------------------------------------------------- */
 
 /* A copy on the dead-letter topic ended: the broker has it, so the
@@ -233,7 +231,6 @@ static void job_src(const struct delivery_job *job, struct payload_src *src)
 		src->period_value = rj->period_value;
 	}
 }
-
 
 /*
  * The end of a job: its outcome is recorded (recorded=1), or it was given
@@ -477,7 +474,6 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
 	}
 }
-
 
 static void delivery_done(void *arg, const struct deliver_result *res)
 {
