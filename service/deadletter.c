@@ -68,7 +68,6 @@ struct dlq_job {
 	struct backoff retry;         /* produce retries */
 };
 
-
 static void dlq_free(struct dlq_job *j)
 {
 	if (j->prev)
