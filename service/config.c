@@ -661,6 +661,49 @@ oom:
 	return -1;
 }
 
+/* The notice lease from the producer's message timeout (config.h). The
+ * last of message.timeout.ms and delivery.timeout.ms set wins, as in
+ * librdkafka, which applies properties in order. */
+static int derive_notice_lease(struct config *cfg, char *err, size_t errlen)
+{
+	long timeout = CONFIG_PRODUCER_TIMEOUT_DEFAULT_MS;
+	char name[256];
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_rdkafka; i++) {
+		const struct config_kv *kv = &cfg->rdkafka[i];
+		char *end;
+		long v;
+
+		if (strcmp(kv->key, "message.timeout.ms") != 0 &&
+		    strcmp(kv->key, "delivery.timeout.ms") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%s", RDKAFKA_PREFIX);
+		for (j = 0; kv->key[j] && strlen(name) + 1 < sizeof(name); j++) {
+			size_t n = strlen(name);
+			char c = kv->key[j];
+
+			name[n] = c == '.' ? '_' : (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+			name[n + 1] = '\0';
+		}
+		errno = 0;
+		v = strtol(kv->value, &end, 10);
+		if (errno || end == kv->value || *end || v < 0 || v > 2147483647L) {
+			fail(err, errlen, name, "not a whole number of milliseconds: \"%s\"",
+			     kv->value);
+			return -1;
+		}
+		if (v == 0) {
+			fail(err, errlen, name,
+			     "0 (no timeout) would let a notice's lease end while the producer still holds it; set a finite timeout");
+			return -1;
+		}
+		timeout = v;
+	}
+	cfg->notice_lease_ms = timeout + CONFIG_NOTICE_LEASE_MARGIN_MS;
+	return 0;
+}
+
 int config_load(struct config *cfg, config_lookup_fn *lookup, void *arg,
 		char *const *names, char *err, size_t errlen)
 {
@@ -686,6 +729,8 @@ int config_load(struct config *cfg, config_lookup_fn *lookup, void *arg,
 		if (add_rdkafka(cfg, names[i], lookup, arg, err, errlen) < 0)
 			goto fail;
 	}
+	if (derive_notice_lease(cfg, err, errlen) < 0)
+		goto fail;
 	return 0;
 fail:
 	config_release(cfg);

@@ -12,9 +12,9 @@
 #include <string.h>
 
 /* A claimed notice stays leased longer than librdkafka may keep a message
- * queued (message.timeout.ms, 300 s by default), so it is never produced
- * twice while this replica still holds it. */
-#define NOTICE_LEASE_MS 330000
+ * queued (cfg->notice_lease_ms: message.timeout.ms plus a margin, derived
+ * in config.c), so it is never produced twice while this replica still
+ * holds it. */
 #define NOTICE_BATCH 64
 #define NOTICE_MAX ((size_t)4 << 20)
 
@@ -36,6 +36,7 @@ struct noticerelay {
 	uint64_t redis_errors;
 	uint64_t kafka_errors;
 	uint64_t refused;                 /* permanent produce failures */
+	size_t acking;                    /* acknowledgements in flight */
 };
 
 static struct notice_in_flight **notice_find(struct noticerelay *nr, const char *id)
@@ -63,6 +64,7 @@ static void notice_acked(void *arg, enum store_status status, int64_t version)
 	struct notice_in_flight *nf = arg;
 
 	(void)version;
+	nf->nr->acking--;
 	if (status != STORE_OK) {
 		/* Published but still in the outbox: it is published again
 		 * when its lease ends. At least once, never lost. */
@@ -109,6 +111,8 @@ static void notice_produced(void *arg, enum kafka_produce_result result, const c
 		 nr->cfg->email_topic);
 	if (store_outbox_ack(nr->store, nf->id, notice_acked, nf) < 0)
 		notice_forget(nf);
+	else
+		nr->acking++;
 }
 
 static void notices_claimed(void *arg, enum store_status status,
@@ -147,6 +151,8 @@ static void notices_claimed(void *arg, enum store_status status,
 			notice_forget(nf);
 			continue;
 		}
+		log_info("publishing webhook disabled notice", "notice=%s topic=%s", nf->id,
+			 nr->cfg->email_topic);
 		r = kafka_produce(nr->kafka, nr->cfg->email_topic, items[i].key,
 				  items[i].key ? strlen(items[i].key) : 0, buf_str(&nr->scratch),
 				  nr->scratch.len, NULL, 0, notice_produced, nf, err, sizeof(err));
@@ -186,7 +192,7 @@ void noticerelay_free(struct noticerelay *nr)
 void noticerelay_claim(struct noticerelay *nr, int64_t now_ms)
 {
 	if (!nr->claiming &&
-	    store_outbox_claim(nr->store, now_ms, NOTICE_LEASE_MS, NOTICE_BATCH,
+	    store_outbox_claim(nr->store, now_ms, nr->cfg->notice_lease_ms, NOTICE_BATCH,
 			       notices_claimed, nr) == 0)
 		nr->claiming = 1;
 }
@@ -196,6 +202,11 @@ void noticerelay_errors(const struct noticerelay *nr, uint64_t *redis,
 {
 	*redis = nr->redis_errors;
 	*kafka = nr->kafka_errors;
+}
+
+size_t noticerelay_acks_pending(const struct noticerelay *nr)
+{
+	return nr->acking;
 }
 
 uint64_t noticerelay_refused(const struct noticerelay *nr)

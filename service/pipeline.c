@@ -70,6 +70,10 @@
  * memory and out of the in-flight bound that every other target shares. */
 #define PIPELINE_PARK_FACTOR 2
 #define PIPELINE_PARK_DELAY_MS 5000
+/* At exit, published notices' acknowledgements get this long to reach
+ * Redis (the shutdown grace is spent by then; the pod's termination grace
+ * leaves room for it). */
+#define PIPELINE_ACK_DRAIN_MS 3000
 
 /* A partition assigned to this member, for the per-partition metrics. */
 struct assigned_partition {
@@ -142,6 +146,8 @@ struct pipeline {
 	struct event *tick;
 	struct event *claim_timer;
 	struct event *grace_timer;
+	struct event *ack_timer;  /* waits for notice acks at exit */
+	int64_t ack_deadline_ms;  /* monotonic */
 	enum pipeline_state state;
 	int intake_on;
 	struct deadletter *dlq; /* the dead-letter copier */
@@ -970,15 +976,53 @@ static void on_revoked(void *arg, const struct kafka_partition *parts, size_t n,
 	}
 }
 
-static void on_closed(void *arg)
+static void finish_stop(struct pipeline *p)
 {
-	struct pipeline *p = arg;
-
-	kafka_flush(p->kafka, 5000);
 	p->state = PIPELINE_STOPPED;
 	log_info("consumer closed", "consumed=%" PRIu64, p->counters.consumed);
 	if (p->stopped)
 		p->stopped(p->stopped_arg);
+}
+
+/* After the final flush: the delivery reports it served have started the
+ * removal of published notices from the outbox. Each lost removal is a
+ * notice another replica publishes again when its lease ends, so the loop
+ * keeps running (bounded) until Redis has answered them all. */
+static void ack_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pipeline *p = arg;
+	struct timeval tv = { 0, 10 * 1000 };
+	size_t pending = noticerelay_acks_pending(p->notices);
+
+	(void)fd;
+	(void)what;
+	if (pending == 0) {
+		finish_stop(p);
+		return;
+	}
+	if (clock_mono_ms() >= p->ack_deadline_ms) {
+		log_warn("notice acknowledgements not answered at exit; those notices are published again when their lease ends",
+			 "pending=%zu", pending);
+		finish_stop(p);
+		return;
+	}
+	evtimer_add(p->ack_timer, &tv);
+}
+
+static void on_closed(void *arg)
+{
+	struct pipeline *p = arg;
+	size_t pending;
+
+	kafka_flush(p->kafka, 5000);
+	pending = noticerelay_acks_pending(p->notices);
+	if (pending == 0) {
+		finish_stop(p);
+		return;
+	}
+	log_info("waiting for notice acknowledgements before exit", "pending=%zu", pending);
+	p->ack_deadline_ms = clock_mono_ms() + PIPELINE_ACK_DRAIN_MS;
+	ack_drain_cb(-1, 0, p);
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -1085,7 +1129,8 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 	p->tick = event_new(base, -1, EV_PERSIST, tick_cb, p);
 	p->claim_timer = event_new(base, -1, EV_PERSIST, claim_cb, p);
 	p->grace_timer = evtimer_new(base, grace_cb, p);
-	if (!p->tick || !p->claim_timer || !p->grace_timer || event_add(p->tick, &tv) < 0 ||
+	p->ack_timer = evtimer_new(base, ack_drain_cb, p);
+	if (!p->tick || !p->claim_timer || !p->grace_timer || !p->ack_timer || event_add(p->tick, &tv) < 0 ||
 	    event_add(p->claim_timer, &claim_tv) < 0) {
 		snprintf(err, errlen, "cannot create pipeline timers");
 		goto fail;
@@ -1106,6 +1151,8 @@ void pipeline_free(struct pipeline *p)
 		event_free(p->claim_timer);
 	if (p->grace_timer)
 		event_free(p->grace_timer);
+	if (p->ack_timer)
+		event_free(p->ack_timer);
 	if (p->kafka)
 		kafka_free(p->kafka);
 	deadletter_free(p->dlq);

@@ -75,7 +75,21 @@ struct config {
 
 	struct config_kv *rdkafka;  /* PROMO_WEBHOOKS_RDKAFKA_* pass-through */
 	size_t n_rdkafka;
+
+	/* Derived: how long a claimed notice stays leased. The producer may
+	 * hold a message for its message.timeout.ms (alias delivery.timeout.ms,
+	 * 300000 by default) before it reports it; the lease is that plus
+	 * CONFIG_NOTICE_LEASE_MARGIN_MS, so that no other replica publishes a
+	 * notice this one may still deliver. A timeout of 0 (none) is refused
+	 * at start. */
+	long notice_lease_ms;
 };
+
+/* The notice lease's margin over the producer's message timeout: the
+ * acknowledgement's Redis round trip and clock skew between replicas. */
+#define CONFIG_NOTICE_LEASE_MARGIN_MS 30000
+/* librdkafka's default message.timeout.ms. */
+#define CONFIG_PRODUCER_TIMEOUT_DEFAULT_MS 300000
 
 /*
  * Fills *cfg from the environment seen through lookup. names lists every

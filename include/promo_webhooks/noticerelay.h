@@ -32,6 +32,11 @@ void noticerelay_claim(struct noticerelay *nr, int64_t now_ms);
 /* Failed Redis and Kafka steps so far, for the pipeline's error totals. */
 void noticerelay_errors(const struct noticerelay *nr, uint64_t *redis,
 			uint64_t *kafka);
+/* Published notices whose removal from the outbox Redis has not answered
+ * yet. Shutdown waits for them (after the producer's final flush, whose
+ * delivery reports start them): a removal lost there would let another
+ * replica publish the notice again when its lease ends. */
+size_t noticerelay_acks_pending(const struct noticerelay *nr);
 /* Produces the email topic refused for good (missing topic, no write
  * permission, too large), for promo_webhooks_permanent_errors_total. */
 uint64_t noticerelay_refused(const struct noticerelay *nr);

@@ -335,6 +335,13 @@ static const struct error_case error_cases[] = {
 	{ "PROMO_WEBHOOKS_RDKAFKA_BOOTSTRAP_SERVERS", "x",
 	  "PROMO_WEBHOOKS_RDKAFKA_BOOTSTRAP_SERVERS: bootstrap.servers is set "
 	  "by the service and cannot be overridden" },
+	{ "PROMO_WEBHOOKS_RDKAFKA_MESSAGE_TIMEOUT_MS", "0",
+	  "PROMO_WEBHOOKS_RDKAFKA_MESSAGE_TIMEOUT_MS: 0 (no timeout) would let a "
+	  "notice's lease end while the producer still holds it; set a finite "
+	  "timeout" },
+	{ "PROMO_WEBHOOKS_RDKAFKA_DELIVERY_TIMEOUT_MS", "soon",
+	  "PROMO_WEBHOOKS_RDKAFKA_DELIVERY_TIMEOUT_MS: not a whole number of "
+	  "milliseconds: \"soon\"" },
 	{ "PROMO_WEBHOOKS_RDKAFKA_ENABLE_AUTO_OFFSET_STORE", "true",
 	  "PROMO_WEBHOOKS_RDKAFKA_ENABLE_AUTO_OFFSET_STORE: "
 	  "enable.auto.offset.store is set by the service and cannot be "
@@ -413,6 +420,33 @@ static void test_errors(void)
 	env_clear(&e);
 }
 
+/* The notice lease follows the producer's message timeout (issue 12
+ * part 4): the default, message.timeout.ms, its alias delivery.timeout.ms. */
+static void test_notice_lease(void)
+{
+	struct env e = { { NULL }, 0 };
+	struct config cfg;
+	char err[256];
+
+	env_set(&e, "PROMO_WEBHOOKS_ADMIN_TOKEN", "t");
+	CHECK_INT(load(&e, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.notice_lease_ms, 300000 + CONFIG_NOTICE_LEASE_MARGIN_MS);
+	config_release(&cfg);
+
+	env_set(&e, "PROMO_WEBHOOKS_RDKAFKA_MESSAGE_TIMEOUT_MS", "900000");
+	CHECK_INT(load(&e, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.notice_lease_ms, 900000 + CONFIG_NOTICE_LEASE_MARGIN_MS);
+	config_release(&cfg);
+
+	env_clear(&e);
+	env_set(&e, "PROMO_WEBHOOKS_ADMIN_TOKEN", "t");
+	env_set(&e, "PROMO_WEBHOOKS_RDKAFKA_DELIVERY_TIMEOUT_MS", "5000");
+	CHECK_INT(load(&e, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.notice_lease_ms, 5000 + CONFIG_NOTICE_LEASE_MARGIN_MS);
+	config_release(&cfg);
+	env_clear(&e);
+}
+
 /* names may be NULL (no pass-through) and entries may lack "=value". */
 static void test_names(void)
 {
@@ -444,5 +478,6 @@ int main(void)
 	test_redis_urls();
 	test_errors();
 	test_names();
+	test_notice_lease();
 	return TEST_DONE();
 }
