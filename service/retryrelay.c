@@ -5,6 +5,7 @@
 #include "promo_webhooks/retryrelay.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,17 @@ struct retryrelay {
 	retryrelay_submit_fn *submit;
 	void *arg;
 	int claiming;          /* a claim is in flight */
-	uint64_t redis_errors; /* claims that failed */
+	uint64_t redis_errors; /* claims and checks that failed */
+	uint64_t dropped;      /* period occurrences whose promotion is gone
+				* or whose date moved */
+	struct occurrence_check *checks; /* in flight */
+};
+
+/* A period occurrence's attempt waiting for its promotion's re-check. */
+struct occurrence_check {
+	struct retryrelay *rr;
+	struct occurrence_check *prev, *next; /* in rr->checks */
+	struct retry_claim *rc;
 };
 
 void retry_claim_free(struct retry_claim *rc)
@@ -25,6 +36,99 @@ void retry_claim_free(struct retry_claim *rc)
 	retry_job_release(&rc->job);
 	free(rc->retry_id);
 	free(rc);
+}
+
+static void check_free(struct occurrence_check *oc)
+{
+	struct retryrelay *rr = oc->rr;
+
+	if (oc->prev)
+		oc->prev->next = oc->next;
+	else
+		rr->checks = oc->next;
+	if (oc->next)
+		oc->next->prev = oc->prev;
+	retry_claim_free(oc->rc);
+	free(oc);
+}
+
+static void checked(void *arg, enum store_status status, int64_t live)
+{
+	struct occurrence_check *oc = arg;
+	struct retryrelay *rr = oc->rr;
+	const struct webhook *wh;
+
+	if (status != STORE_OK) {
+		/* Leased still: claimed and checked again when it ends. */
+		rr->redis_errors++;
+		check_free(oc);
+		return;
+	}
+	if (!live) {
+		rr->dropped++;
+		log_info("period occurrence dropped: its promotion was deleted or its date moved",
+			 "webhook=%s event_id=%s", oc->rc->job.webhook_id, oc->rc->job.event_id);
+		check_free(oc);
+		return;
+	}
+	wh = registry_webhook(rr->reg, oc->rc->job.webhook_id);
+	if (wh && wh->enabled && strcmp(wh->company_id, oc->rc->job.company_id) == 0 &&
+	    rr->submit(rr->arg, oc->rc, wh) == 0)
+		oc->rc = NULL; /* the pipeline's now */
+	check_free(oc);
+}
+
+/* A period occurrence (Promotion.StartingInPeriod/EndingInPeriod) is
+ * re-checked against its promotion before each attempt: the event id is
+ * "<promotionId>:<start|end>:<S ms>" (retryjob.h). Returns 0 when the
+ * check was started (it owns rc then), -1 when rc is not a period
+ * occurrence or the check could not start. */
+static int check_occurrence(struct retryrelay *rr, struct retry_claim *rc)
+{
+	const char *id = rc->job.event_id;
+	const char *last, *mid;
+	char promo[256], date[8];
+	struct occurrence_check *oc;
+	char *end;
+	long long at;
+	size_t n;
+
+	last = id ? strrchr(id, ':') : NULL;
+	if (!last || last == id)
+		return -1;
+	for (mid = last - 1; mid > id && *mid != ':'; mid--)
+		;
+	if (mid == id || (size_t)(last - mid - 1) >= sizeof(date) ||
+	    (size_t)(mid - id) >= sizeof(promo))
+		return -1;
+	n = (size_t)(mid - id);
+	memcpy(promo, id, n);
+	promo[n] = '\0';
+	memcpy(date, mid + 1, (size_t)(last - mid - 1));
+	date[last - mid - 1] = '\0';
+	at = strtoll(last + 1, &end, 10);
+	if (*end || end == last + 1 || (strcmp(date, "start") != 0 && strcmp(date, "end") != 0))
+		return -1;
+	oc = calloc(1, sizeof(*oc));
+	if (!oc)
+		return -1;
+	oc->rr = rr;
+	oc->rc = rc;
+	if (store_occurrence_check(rr->store, rc->job.company_id, promo, date, (int64_t)at,
+				   rc->retry_id, checked, oc) < 0) {
+		free(oc);
+		return -1;
+	}
+	oc->next = rr->checks;
+	if (rr->checks)
+		rr->checks->prev = oc;
+	rr->checks = oc;
+	return 0;
+}
+
+static int is_period(enum event_type t)
+{
+	return t == EVENT_PROMOTION_STARTING_IN_PERIOD || t == EVENT_PROMOTION_ENDING_IN_PERIOD;
 }
 
 static void retries_claimed(void *arg, enum store_status status,
@@ -61,6 +165,14 @@ static void retries_claimed(void *arg, enum store_status status,
 			retry_claim_free(rc);
 			continue;
 		}
+		if (is_period(rc->job.type)) {
+			if (check_occurrence(rr, rc) < 0) {
+				log_warn("period occurrence not checked; it comes back when its lease ends",
+					 "retry=%s", rc->retry_id);
+				retry_claim_free(rc);
+			}
+			continue;
+		}
 		if (rr->submit(rr->arg, rc, wh) < 0)
 			retry_claim_free(rc);
 	}
@@ -85,6 +197,10 @@ void retryrelay_free(struct retryrelay *rr)
 	if (!rr)
 		return;
 	store_cancel(rr->store, rr);
+	while (rr->checks) {
+		store_cancel(rr->store, rr->checks);
+		check_free(rr->checks);
+	}
 	free(rr);
 }
 
@@ -95,6 +211,11 @@ void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
 		return;
 	if (store_retry_claim(rr->store, now_ms, lease_ms, want, retries_claimed, rr) == 0)
 		rr->claiming = 1;
+}
+
+uint64_t retryrelay_dropped(const struct retryrelay *rr)
+{
+	return rr->dropped;
 }
 
 uint64_t retryrelay_errors(const struct retryrelay *rr)

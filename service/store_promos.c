@@ -103,6 +103,28 @@ int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 	return store_start_write(st, cmd, cb, arg);
 }
 
+int store_occurrence_check(struct store *st, const char *company_id,
+			   const char *promotion_id, const char *date,
+			   int64_t at_ms, const char *retry_id,
+			   store_write_cb *cb, void *arg)
+{
+	struct rlink_cmd *cmd;
+
+	if (!company_id || !promotion_id || !date || !retry_id)
+		return -1;
+	cmd = rlink_cmd_new("occurrence_check", &lua_occurrence_check);
+	if (!cmd)
+		return -1;
+	rlink_cmd_key(cmd, STORE_KEY("promo:"), company_id, NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
+	rlink_cmd_args(cmd, promotion_id);
+	rlink_cmd_args(cmd, date);
+	rlink_cmd_argnum(cmd, at_ms);
+	rlink_cmd_args(cmd, retry_id);
+	return store_start_write(st, cmd, cb, arg);
+}
+
 struct scan_ctx {
 	store_scan_cb *cb;
 	void *arg;

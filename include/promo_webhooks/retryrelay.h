@@ -5,7 +5,10 @@
  * a retry job, or a period occurrence's plain fields), drops those whose
  * webhook is disabled, deleted or moved to another company in this
  * replica's cache, and hands the rest, with their webhook, to the pipeline,
- * which delivers and records them like any attempt.
+ * which delivers and records them like any attempt. A period occurrence
+ * (Promotion.StartingInPeriod/EndingInPeriod) is first re-checked against
+ * its promotion in Redis (store_occurrence_check): one whose promotion was
+ * deleted or whose date moved from S is dropped there, and counted.
  */
 #ifndef PROMO_WEBHOOKS_RETRYRELAY_H
 #define PROMO_WEBHOOKS_RETRYRELAY_H
@@ -43,6 +46,9 @@ void retryrelay_free(struct retryrelay *rr);
  * in flight at most). */
 void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
 		      size_t want);
+/* Period occurrences dropped by the re-check, for
+ * promo_webhooks_period_occurrences_dropped_total. */
+uint64_t retryrelay_dropped(const struct retryrelay *rr);
 /* Claims that failed (Redis), for the pipeline's error total. */
 uint64_t retryrelay_errors(const struct retryrelay *rr);
 

@@ -119,4 +119,15 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 		      int64_t lock_ms, const struct store_period_hook *hooks,
 		      size_t n, store_scan_cb *cb, void *arg);
 
+/*
+ * Before an attempt of a period occurrence (promotion_id, date "start" or
+ * "end", at_ms = S) queued as retry retry_id: answers version 1 when the
+ * promotion is still there, not deleted, with that date still S; else 0,
+ * and the retry is removed in the same step (occurrence_check.lua).
+ */
+int store_occurrence_check(struct store *st, const char *company_id,
+			   const char *promotion_id, const char *date,
+			   int64_t at_ms, const char *retry_id,
+			   store_write_cb *cb, void *arg);
+
 #endif

@@ -287,6 +287,9 @@ static void scenario(const struct config *cfg)
 	pr.has_start = 1;
 	pr.start_ms = T0 + HOUR;
 	wait_step("promotion", store_promotion_apply(st, &pr, on_write, "promotion P1"));
+	wait_step("occurrence_check", store_occurrence_check(st, "acme", "P1", "start", T0 + HOUR,
+							     "no-such-retry", on_write,
+							     "occurrence_check"));
 	hook.webhook_id = W2;
 	hook.company_id = "acme";
 	hook.type = EVENT_PROMOTION_STARTING_IN_PERIOD;

@@ -799,6 +799,7 @@ struct claimed {
 	enum store_status status;
 	size_t n;
 	char payload[4096];
+	char id[256];
 };
 
 static void on_claim(void *arg, enum store_status status,
@@ -809,9 +810,34 @@ static void on_claim(void *arg, enum store_status status,
 	c->done = 1;
 	c->status = status;
 	c->n = n;
-	if (n > 0)
+	if (n > 0) {
 		snprintf(c->payload, sizeof(c->payload), "%.*s",
 			 (int)items[0].payload_len, items[0].payload);
+		snprintf(c->id, sizeof(c->id), "%s", items[0].id);
+	}
+}
+
+/* store_occurrence_check on occurrence (J1, start, S) queued as c->id:
+ * returns the answer (1 still due, 0 dropped). */
+static int64_t occurrence_check(const char *promo, const char *date, int64_t at,
+				const char *retry_id)
+{
+	struct wres r;
+
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_occurrence_check(sa, ACME, promo, date, at, retry_id, on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_OK);
+	return r.version;
+}
+
+static long long retry_jobs(void)
+{
+	redisReply *rr = redisCommand(raw, "HLEN {pw}:retry-jobs");
+	long long n = rr && rr->type == REDIS_REPLY_INTEGER ? rr->integer : -1;
+
+	freeReplyObject(rr);
+	return n;
 }
 
 static void test_retry_path(void)
@@ -857,6 +883,28 @@ static void test_retry_path(void)
 	CHECK_STR(job.data, data);
 	CHECK_STR(job.event_id, "J1:start:1767225630000");
 	retry_job_release(&job);
+
+	/* Issue 12 part 5: before each attempt the occurrence is checked
+	 * against its promotion. Still there with S unchanged: due. */
+	CHECK_INT(occurrence_check("J1", "start", NOW0 + 30000, c.id), 1);
+	CHECK_INT(retry_jobs(), 1);
+	/* Another date than the one stored, or the other date: dropped. */
+	CHECK_INT(occurrence_check("J1", "end", NOW0 + 30000, "no-such-retry"), 0);
+	CHECK_INT(retry_jobs(), 1);
+	/* S moved by an update: dropped, with its retry. */
+	p.time = 2;
+	p.start = NOW0 + 90000;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(occurrence_check("J1", "start", NOW0 + 30000, c.id), 0);
+	CHECK_INT(retry_jobs(), 0);
+	/* The new S is due; after a Promotion.Deleted it is dropped too, and
+	 * so is an occurrence of a promotion never seen. */
+	CHECK_INT(occurrence_check("J1", "start", NOW0 + 90000, "r-2"), 1);
+	p.time = 3;
+	p.deleted = 1;
+	CHECK_INT(apply(&p), 1);
+	CHECK_INT(occurrence_check("J1", "start", NOW0 + 90000, "r-2"), 0);
+	CHECK_INT(occurrence_check("J9", "start", NOW0 + 90000, "r-3"), 0);
 }
 
 /* 10,000 promotions spread over a day, 20 period webhooks of their
