@@ -70,6 +70,8 @@ static const struct config_var config_vars[] = {
 	{ PREFIX "RETRY_SCHEDULE", KIND_RETRIES, "60,600", 1, 30L * 86400, 0, 0 },
 	{ PREFIX "DELIVERY_TIMEOUT_MS", KIND_LONG, "10000", 1, 3600000,
 	  FIELD(delivery_timeout_ms), 0 },
+	{ PREFIX "RETRY_LEASE_MS", KIND_LONG, "0", 0, 86400000,
+	  FIELD(retry_lease_ms), 0 },
 	{ PREFIX "ALLOW_PRIVATE_TARGETS", KIND_BOOL, "0", 0, 0,
 	  FIELD(allow_private_targets), 0 },
 	{ PREFIX "SCHEDULER_TICK_MS", KIND_LONG, "1000", 10, 60000,

@@ -68,6 +68,7 @@ struct dreq {
 	char *message_id;
 	char *secret;              /* NULL when unsigned */
 	deliver_done_fn *done;
+	deliver_started_fn *started;
 	void *arg;
 
 	CURL *easy;                /* while running */
@@ -824,6 +825,8 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 	r->headers = h;
 	r->state = DREQ_RUNNING;
 	dlist_push(&d->running, r);
+	if (r->started)
+		r->started(r->arg);
 	return 0;
 }
 
@@ -1021,6 +1024,7 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 	r->body = req->body;
 	r->body_len = req->body_len;
 	r->done = done;
+	r->started = req->started;
 	r->arg = arg;
 	t = target_for_url(d, r->url, why, sizeof(why), &bad);
 	if (!t && bad) {

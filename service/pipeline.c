@@ -105,6 +105,7 @@ struct delivery_job {
 	struct pipeline *p;
 	struct inflight_event *ie;    /* a first attempt: its event, else NULL */
 	struct retry_claim *retry;  /* a retry: its job, else NULL */
+	struct delivery_job *rprev, *rnext; /* retries: in p->retry_jobs */
 	int attempt;                  /* 1 for the first attempt */
 	char webhook_id[WEBHOOK_ID_LEN + 1];
 	char message_id[SIGN_MESSAGE_ID_LEN];
@@ -153,6 +154,7 @@ struct pipeline {
 	struct deadletter *dlq; /* the dead-letter copier */
 	size_t jobs_live;       /* delivery jobs without a recorded outcome */
 	size_t retries_live;    /* of which retries */
+	struct delivery_job *retry_jobs; /* those retries, by retry id once */
 	struct retryrelay *retries; /* due retries from Redis */
 	int counting;           /* a store_counts is in flight */
 	struct noticerelay *notices; /* the notice outbox's relay */
@@ -275,6 +277,12 @@ static void job_finish(struct delivery_job *job, int recorded)
 	if (job->ie)
 		event_part_done(p, job->ie, recorded);
 	if (job->retry) {
+		if (job->rprev)
+			job->rprev->rnext = job->rnext;
+		else if (p->retry_jobs == job)
+			p->retry_jobs = job->rnext;
+		if (job->rnext)
+			job->rnext->rprev = job->rprev;
 		p->retries_live--;
 		retry_claim_free(job->retry);
 	}
@@ -405,6 +413,15 @@ static void failure_recorded(void *arg, enum store_status status,
 		break;
 	case STORE_FAILURE_INACTIVE:
 		break;
+	case STORE_FAILURE_STALE:
+		/* Its lease ended and the retry was claimed again: the
+		 * current claim's attempt counts, this one must not (one
+		 * real failure, one count; one retry chain). */
+		p->counters.stale_outcomes++;
+		log_warn("retry outcome under a stale claim dropped",
+			 "webhook=%s retry=%s attempt=%d", job->webhook_id,
+			 job->retry ? job->retry->retry_id : "", job->attempt);
+		break;
 	}
 	job_finish(job, 1);
 }
@@ -462,6 +479,7 @@ static void record_failure(struct delivery_job *job)
 	f.threshold = p->cfg->failure_threshold;
 	f.at_text = at_text;
 	f.retry_id = job->retry ? job->retry->retry_id : NULL;
+	f.retry_token = job->retry ? job->retry->token : NULL;
 
 	if (next <= (int)p->cfg->n_retries &&
 	    encode_job(p, job, job->attempt + 1) == 0) {
@@ -506,12 +524,14 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 {
 	struct pipeline *p = arg;
 
-	(void)version;
 	if (status != STORE_OK) {
 		/* The retry stays leased and is delivered once more later:
 		 * at least once, with the same webhook-id. */
 		p->counters.redis_errors++;
 		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
+	} else if (version == 0) {
+		p->counters.stale_outcomes++;
+		log_warn("retry outcome under a stale claim dropped", "outcome=%s", "success");
 	}
 }
 
@@ -541,7 +561,7 @@ static void delivery_done(void *arg, const struct deliver_result *res)
 			a.status = res->status;
 			a.duration_ms = res->duration_ms;
 			store_record_success(p->store, &a, job->retry->retry_id,
-					     retry_success_recorded, p);
+					     job->retry->token, retry_success_recorded, p);
 		} else {
 			log_success(p, job, src.event_id, res);
 		}
@@ -564,6 +584,37 @@ static void delivery_done(void *arg, const struct deliver_result *res)
 		}
 	}
 	record_failure(job);
+}
+
+/* A claimed retry's lease: PROMO_WEBHOOKS_RETRY_LEASE_MS, or the time its
+ * attempt may take and a margin. */
+static int64_t retry_lease_ms(const struct pipeline *p)
+{
+	if (p->cfg->retry_lease_ms > 0)
+		return p->cfg->retry_lease_ms;
+	return p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS;
+}
+
+static void lease_renewed(void *arg, enum store_status status, int64_t renewed)
+{
+	struct pipeline *p = arg;
+
+	if (status != STORE_OK)
+		p->counters.redis_errors++;
+	(void)renewed; /* a stale claim: its outcome is dropped when recorded */
+}
+
+/* A retry's attempt leaves the target's queue: its lease counts from now,
+ * not from the claim, so a long queue wait does not let another claim
+ * take it while it runs. */
+static void retry_started(void *arg)
+{
+	struct delivery_job *job = arg;
+	struct pipeline *p = job->p;
+
+	if (store_retry_renew(p->store, job->retry->retry_id, job->retry->token,
+			      clock_wall_ms() + retry_lease_ms(p), lease_renewed, p) < 0)
+		p->counters.redis_errors++;
 }
 
 /* Renders and submits one delivery of job to wh. Returns 0, or -1 when it
@@ -623,6 +674,8 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	req.message_id = job->message_id;
 	req.secret = wh->secret;
 	req.max_queued = (size_t)p->cfg->max_in_flight_per_target * PIPELINE_PARK_FACTOR;
+	if (job->retry)
+		req.started = retry_started;
 	rc = deliver_submit(p->deliver, &req, delivery_done, job);
 	if (rc < 0)
 		return -1;
@@ -778,12 +831,28 @@ static int is_promotion_change(enum event_type t)
 
 /* ---- retries and notices, claimed from Redis --------------------------- */
 
-/* The retry relay hands over a claimed retry of webhook wh. */
+/* The retry relay hands over a claimed retry of webhook wh. One this
+ * replica is still running (its lease ended while it waited, and this
+ * replica claimed it again) is not started twice: the running attempt
+ * takes the new claim's token, so its outcome counts under the current
+ * claim. */
 static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook *wh)
 {
 	struct pipeline *p = arg;
-	struct delivery_job *job = calloc(1, sizeof(*job));
+	struct delivery_job *job, *running;
 
+	for (running = p->retry_jobs; running; running = running->rnext) {
+		if (strcmp(running->retry->retry_id, rc->retry_id) == 0) {
+			char *t = running->retry->token;
+
+			running->retry->token = rc->token;
+			rc->token = t;
+			log_info("retry claimed again while its attempt runs here; not started twice",
+				 "retry=%s", rc->retry_id);
+			return -1;
+		}
+	}
+	job = calloc(1, sizeof(*job));
 	if (!job)
 		return -1;
 	job->p = p;
@@ -794,7 +863,14 @@ static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook 
 	/* Counted before submitting: a saturated target finishes the job
 	 * inside submit_job. */
 	p->retries_live++;
+	job->rnext = p->retry_jobs;
+	if (p->retry_jobs)
+		p->retry_jobs->rprev = job;
+	p->retry_jobs = job;
 	if (submit_job(p, job, wh) < 0) {
+		p->retry_jobs = job->rnext;
+		if (job->rnext)
+			job->rnext->rprev = NULL;
 		p->retries_live--;
 		free(job);
 		return -1;
@@ -812,8 +888,7 @@ static void claim_retries(struct pipeline *p)
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
-	retryrelay_claim(p->retries, clock_wall_ms(),
-			 p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want);
+	retryrelay_claim(p->retries, clock_wall_ms(), retry_lease_ms(p), want);
 }
 
 static void counts_cb(void *arg, enum store_status status, int64_t retries, int64_t notices)

@@ -77,6 +77,9 @@ void pmetrics_write(const struct pmetrics *m, size_t deliveries_in_flight,
 	prom_counter(out, "promo_webhooks_deliveries_parked_total",
 		     "First attempts parked in Redis because their target was saturated.",
 		     m->parked);
+	prom_counter(out, "promo_webhooks_retry_outcomes_stale_total",
+		     "Retry outcomes dropped because their claim was no longer current (the lease ended and the retry was claimed again).",
+		     m->stale_outcomes);
 	prom_counter(out, "promo_webhooks_redis_errors_total",
 		     "Redis operations of the pipeline that failed.",
 		     m->redis_errors + extra_redis);

@@ -35,6 +35,7 @@ void retry_claim_free(struct retry_claim *rc)
 		return;
 	retry_job_release(&rc->job);
 	free(rc->retry_id);
+	free(rc->token);
 	free(rc);
 }
 
@@ -150,7 +151,8 @@ static void retries_claimed(void *arg, enum store_status status,
 		if (!rc)
 			break;
 		rc->retry_id = strdup(items[i].id);
-		if (!rc->retry_id ||
+		rc->token = strdup(items[i].key ? items[i].key : "");
+		if (!rc->retry_id || !rc->token ||
 		    retry_job_decode(&rc->job, items[i].payload, items[i].payload_len, err,
 				     sizeof(err)) < 0) {
 			log_error("unreadable retry job", "retry=%s", items[i].id);

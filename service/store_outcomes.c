@@ -289,6 +289,8 @@ static void on_failure(void *arg, enum rlink_status rs,
 	s = rlink_reply_at(r, 0);
 	if (s && rlink_reply_is(s, "counted")) {
 		failure_end(f, STORE_OK, STORE_FAILURE_COUNTED);
+	} else if (s && rlink_reply_is(s, "stale")) {
+		failure_end(f, STORE_OK, STORE_FAILURE_STALE);
 	} else if (s && rlink_reply_is(s, "inactive")) {
 		failure_end(f, STORE_OK, STORE_FAILURE_INACTIVE);
 	} else if (s && rlink_reply_is(s, "over") &&
@@ -353,6 +355,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("settings"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
 	arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
@@ -364,6 +367,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_args(cmd, f->next_job ? f->next_job : "");
 	rlink_cmd_argnum(cmd, f->next_due_ms);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
+	rlink_cmd_args(cmd, f->retry_token ? f->retry_token : "");
 	buf_release(&entry);
 	buf_release(&tail);
 	if (store_start(st, cmd, on_failure, ctx, arg) < 0) {
@@ -374,7 +378,8 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 }
 
 int store_record_success(struct store *st, const struct store_attempt *a,
-			 const char *retry_id, store_write_cb *cb, void *arg)
+			 const char *retry_id, const char *retry_token,
+			 store_write_cb *cb, void *arg)
 {
 	struct rlink_cmd *cmd;
 	struct buf entry;
@@ -392,11 +397,13 @@ int store_record_success(struct store *st, const struct store_attempt *a,
 	rlink_cmd_key(cmd, STORE_KEY("attempts:"), a->webhook_id, NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
 	arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
 	rlink_cmd_args(cmd, retry_id ? retry_id : "");
+	rlink_cmd_args(cmd, retry_token ? retry_token : "");
 	buf_release(&entry);
 	return store_start_write(st, cmd, cb, arg);
 }
@@ -591,6 +598,8 @@ static int start_claim(struct store *st, const char *name,
 		rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
 		rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
 		rlink_cmd_key(cmd, STORE_KEY("webhooks"), NULL);
+		rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
+		rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
 	} else {
 		rlink_cmd_key(cmd, STORE_KEY("outbox"), NULL);
 		rlink_cmd_key(cmd, STORE_KEY("notices"), NULL);
@@ -629,6 +638,25 @@ int store_outbox_ack(struct store *st, const char *notice_id,
 	rlink_cmd_key(cmd, STORE_KEY("outbox"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("notices"), NULL);
 	rlink_cmd_args(cmd, notice_id);
+	return store_start_write(st, cmd, cb, arg);
+}
+
+int store_retry_renew(struct store *st, const char *retry_id,
+		      const char *token, int64_t until_ms, store_write_cb *cb,
+		      void *arg)
+{
+	struct rlink_cmd *cmd;
+
+	if (!retry_id || !token)
+		return -1;
+	cmd = rlink_cmd_new("retry_renew", &lua_retry_renew);
+	if (!cmd)
+		return -1;
+	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
+	rlink_cmd_args(cmd, retry_id);
+	rlink_cmd_args(cmd, token);
+	rlink_cmd_argnum(cmd, until_ms);
 	return store_start_write(st, cmd, cb, arg);
 }
 

@@ -61,6 +61,9 @@ struct config {
 	long retry_schedule_s[CONFIG_MAX_RETRIES]; /* PROMO_WEBHOOKS_RETRY_SCHEDULE */
 	size_t n_retries;           /* 0 = no retries */
 	long delivery_timeout_ms;   /* PROMO_WEBHOOKS_DELIVERY_TIMEOUT_MS */
+	long retry_lease_ms;        /* PROMO_WEBHOOKS_RETRY_LEASE_MS: a claimed
+				     * retry's lease, renewed when its attempt
+				     * starts; 0 = the delivery timeout + 30 s */
 	int allow_private_targets;  /* PROMO_WEBHOOKS_ALLOW_PRIVATE_TARGETS, 0/1 */
 	long scheduler_tick_ms;     /* PROMO_WEBHOOKS_SCHEDULER_TICK_MS */
 

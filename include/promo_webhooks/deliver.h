@@ -42,6 +42,10 @@ struct deliver_result {
 	size_t response_len;
 };
 
+/* The attempt really starts (it leaves the target's queue for curl);
+ * called with the done callback's arg, before done. */
+typedef void deliver_started_fn(void *arg);
+
 struct deliver_request {
 	const char *target;       /* absolute http(s) URL */
 	char *body;               /* malloc'd; ownership passes to deliver */
@@ -49,6 +53,7 @@ struct deliver_request {
 	const char *content_type; /* "application/json" or "application/xml" */
 	const char *message_id;   /* webhook-id header */
 	const char *secret;       /* NULL, or "whsec_..." to sign with */
+	deliver_started_fn *started; /* NULL, or told when the attempt starts */
 	size_t max_queued;        /* 0, or: when this many requests already
 				   * wait for the target and the oldest has
 				   * waited DELIVER_SATURATED_WAIT_MS, queue
@@ -60,6 +65,7 @@ struct deliver_request {
 #define DELIVER_SATURATED_WAIT_MS 1000
 
 typedef void deliver_done_fn(void *arg, const struct deliver_result *res);
+
 
 struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 			    char *err, size_t errlen);

@@ -55,6 +55,7 @@ struct pmetrics {
 	uint64_t redis_errors;
 	uint64_t kafka_errors;
 	uint64_t parked;            /* first attempts parked for a saturated target */
+	uint64_t stale_outcomes;    /* retry outcomes dropped: stale claim */
 	int64_t retries_pending;    /* from Redis, refreshed by the claim timer */
 	int64_t notices_pending;
 	uint64_t permanent[PMETRICS_PERM_COUNT]; /* enum pmetrics_permanent */

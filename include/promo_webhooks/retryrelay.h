@@ -26,6 +26,8 @@ struct retryrelay;
 /* A claimed retry. */
 struct retry_claim {
 	char *retry_id;       /* removed from Redis with the attempt's outcome */
+	char *token;          /* the claim's token: the outcome and a lease
+			       * renewal need it to be current */
 	struct retry_job job;
 };
 

@@ -70,6 +70,9 @@ struct store_failure {
 	/* The retry being finished by this attempt (NULL for a first
 	 * attempt): it is removed in the same step. */
 	const char *retry_id;
+	const char *retry_token; /* the claim token retry_id was claimed with:
+				  * an outcome under a claim no longer
+				  * current is STORE_FAILURE_STALE */
 	/* The next retry to schedule while the webhook stays enabled: job is
 	 * opaque JSON (NULL = no more retries), due at next_due_ms. */
 	const char *next_job;
@@ -85,6 +88,9 @@ enum store_failure_result {
 	STORE_FAILURE_INACTIVE, /* recorded in the attempt log only: the
 				 * webhook was already disabled or is gone; no
 				 * retry */
+	STORE_FAILURE_STALE,    /* nothing recorded: the retry's claim is no
+				 * longer current (its lease ended and it was
+				 * claimed again, here or elsewhere) */
 };
 
 typedef void store_failure_cb(void *arg, enum store_status status,
@@ -119,7 +125,18 @@ int store_record_failure(struct store *st, const struct store_failure *f,
  * attempt) in the same step. version in the callback is 0.
  */
 int store_record_success(struct store *st, const struct store_attempt *a,
-			 const char *retry_id, store_write_cb *cb, void *arg);
+			 const char *retry_id, const char *retry_token,
+			 store_write_cb *cb, void *arg);
+/* (version in the callback: 1 recorded, 0 when retry_id's claim under
+ * retry_token is no longer current: nothing was changed.) */
+
+/*
+ * Renews retry_id's lease until until_ms when its attempt really starts,
+ * if the claim under token is still current (version 1; 0 when stale).
+ */
+int store_retry_renew(struct store *st, const char *retry_id,
+		      const char *token, int64_t until_ms, store_write_cb *cb,
+		      void *arg);
 
 /*
  * Appends successful first attempts to their attempt logs, best effort and
@@ -146,7 +163,7 @@ struct store_claimed {
 	const char *payload; /* the job or the notice JSON */
 	size_t payload_len;
 	const char *key;     /* notices: the webhook id (the Kafka key);
-			      * retries: NULL */
+			      * retries: the claim token */
 };
 typedef void store_claim_cb(void *arg, enum store_status status,
 			    const struct store_claimed *items, size_t n);

@@ -5,12 +5,13 @@
 -- (webhook_disable) with webhook_disable.lua, which also queues the notice.
 -- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:attempts:<id>  KEYS[3] {pw}:failures:<id>
 -- KEYS[4] {pw}:retries  KEYS[5] {pw}:retry-jobs  KEYS[6] {pw}:settings
--- KEYS[7] {pw}:seq
+-- KEYS[7] {pw}:seq  KEYS[8] {pw}:retry-claims
 -- ARGV[1] id  ARGV[2] attempt log entry  ARGV[3] its TTL ms  ARGV[4] at ms
 -- ARGV[5] the failure member after its id:
 -- "\"at\":...,\"status\":...,\"error\":...}"  ARGV[6] window ms
 -- ARGV[7] threshold  ARGV[8] retry id being finished or ""  ARGV[9] next
 -- retry job or ""  ARGV[10] its due time ms  ARGV[11] attempt log length
+-- ARGV[12] the claim token of the retry being finished
 --
 -- {pw}:seq makes every failure member unique (two failures in one
 -- millisecond are two failures) and is zero-padded so that failures of
@@ -19,14 +20,20 @@
 -- well as the sequence, so that an id cannot come back after a Redis wipe
 -- restarted {pw}:seq. A deleted webhook gets no log entry and keeps no
 -- keys: nobody could read them.
+-- An outcome under a claim that is no longer current (the lease ended and
+-- the retry was claimed again) changes nothing: {"stale"}.
 -- Answers {"counted"}, {"over", count, the stored document, the company's
 -- stored settings or "", the failure members oldest first...},
 -- {"inactive"} or {"unreadable"}.
 
 local id = ARGV[1]
 if ARGV[8] ~= '' then
+  if redis.call('HGET', KEYS[8], ARGV[8]) ~= ARGV[12] then
+    return {'stale'}
+  end
   redis.call('ZREM', KEYS[4], ARGV[8])
   redis.call('HDEL', KEYS[5], ARGV[8])
+  redis.call('HDEL', KEYS[8], ARGV[8])
 end
 local cur = redis.call('HGET', KEYS[1], id)
 if not cur then

@@ -1,8 +1,12 @@
--- Claims due retries: each is pushed to now + lease (the lease), or dropped
--- when its job is gone or its webhook is deleted or disabled.
+-- Claims due retries: each is pushed to now + lease (the lease) under a
+-- new claim token, or dropped when its job is gone or its webhook is
+-- deleted or disabled. Recording the attempt's outcome, or renewing the
+-- lease, needs the current token: a claim taken again after its lease
+-- ended makes the earlier holder's outcome stale.
 -- KEYS[1] {pw}:retries  KEYS[2] {pw}:retry-jobs  KEYS[3] {pw}:webhooks
+-- KEYS[4] {pw}:retry-claims  KEYS[5] {pw}:seq
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max
--- Answers {id, job, "", ...}.
+-- Answers {id, job, token, ...}.
 
 local now = tonumber(ARGV[1])
 local out = {}
@@ -20,13 +24,16 @@ for _, rid in ipairs(due) do
     end
   end
   if live then
+    local token = tostring(redis.call('INCR', KEYS[5]))
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), rid)
+    redis.call('HSET', KEYS[4], rid, token)
     out[#out + 1] = rid
     out[#out + 1] = job
-    out[#out + 1] = ''
+    out[#out + 1] = token
   else
     redis.call('ZREM', KEYS[1], rid)
     redis.call('HDEL', KEYS[2], rid)
+    redis.call('HDEL', KEYS[4], rid)
   end
 end
 return out

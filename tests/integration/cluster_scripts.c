@@ -260,7 +260,7 @@ static void scenario(const struct config *cfg)
 	batch[1] = batch[0];
 	batch[1].webhook_id = W3;
 	store_log_attempts(st, batch, 2);
-	wait_step("success", store_record_success(st, &batch[0], NULL, on_write, "success"));
+	wait_step("success", store_record_success(st, &batch[0], NULL, NULL, on_write, "success"));
 	f = failure(1, job);
 	wait_step("failure", store_record_failure(st, &f, on_failure, "failure 1"));
 	f = failure(2, NULL);
@@ -273,6 +273,8 @@ static void scenario(const struct config *cfg)
 	wait_step("defer", store_retry_defer(st, W3, job, T0 + 5000, on_write, "defer"));
 	wait_step("retry_claim", store_retry_claim(st, T0 + 70000, 30000, 10, on_claim,
 						   "retry_claim"));
+	wait_step("retry_renew", store_retry_renew(st, "no-such-retry", "1", T0 + 90000, on_write,
+						   "retry_renew"));
 	wait_step("outbox_claim", store_outbox_claim(st, T0 + 10, 60000, 10, on_claim,
 						     "outbox_claim"));
 	wait_step("outbox_ack", store_outbox_ack(st, claimed_id, on_write, "outbox_ack"));

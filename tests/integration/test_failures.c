@@ -678,7 +678,7 @@ static void test_retries(void)
 	const char *id = "a0000000000000000000000000000006";
 	const char *gone = "a0000000000000000000000000000007";
 	const char *off = "a0000000000000000000000000000008";
-	char job[256], rid[256];
+	char job[256], rid[256], tok1[32], tok2[32];
 	struct store_failure f;
 	struct claimed c;
 	struct counts n;
@@ -705,9 +705,10 @@ static void test_retries(void)
 	if (c.n != 1)
 		return;
 	CHECK_STR(c.payload[0], job);
-	CHECK(c.key[0] == NULL);
+	CHECK(c.key[0] != NULL); /* the claim's token */
 	CHECK(strncmp(c.id[0], id, strlen(id)) == 0);
 	snprintf(rid, sizeof(rid), "%s", c.id[0]);
+	snprintf(tok1, sizeof(tok1), "%s", c.key[0] ? c.key[0] : "");
 	claim_retries(&c, due + 1, 30000);
 	CHECK_INT(c.n, 0); /* leased */
 	/* a second replica neither */
@@ -719,12 +720,48 @@ static void test_retries(void)
 	claim_retries(&c, due + 30000, 30000);
 	CHECK_INT(c.n, 1);
 	CHECK(c.n == 1 && strcmp(c.id[0], rid) == 0);
+	snprintf(tok2, sizeof(tok2), "%s", c.n == 1 && c.key[0] ? c.key[0] : "");
+	CHECK(strcmp(tok1, tok2) != 0);
+
+	/* Issue 12 part 2: the first holder's outcome arrives late, under
+	 * its stale claim: nothing is counted toward the rule, the retry
+	 * stays, no second chain is scheduled. */
+	{
+		long long failures = raw_int("ZCARD {pw}:failures:%s", id);
+		long long jobs = raw_int("HLEN {pw}:retry-jobs%s", "");
+
+		failure_init(&f, id, due + 30000, 503, NULL);
+		f.attempt.attempt = 2;
+		f.threshold = 10;
+		f.retry_id = rid;
+		f.retry_token = tok1;
+		f.next_job = job;
+		f.next_due_ms = due + 600000;
+		CHECK_INT(fail_on(sa, &f), STORE_FAILURE_STALE);
+		CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), failures);
+		CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), jobs);
+		CHECK_INT(raw_int("HEXISTS {pw}:retry-jobs %s", rid), 1);
+		/* a renewal under the stale token changes nothing; under the
+		 * current one it moves the lease */
+		memset(&w, 0, sizeof(w));
+		CHECK_INT(store_retry_renew(sa, rid, tok1, due + 99999, on_write, &w), 0);
+		wait_done(&w);
+		CHECK_INT(w.status, STORE_OK);
+		CHECK_INT(w.version, 0);
+		CHECK_INT(raw_int("ZSCORE {pw}:retries %s", rid), due + 60000);
+		memset(&w, 0, sizeof(w));
+		CHECK_INT(store_retry_renew(sa, rid, tok2, due + 99999, on_write, &w), 0);
+		wait_done(&w);
+		CHECK_INT(w.version, 1);
+		CHECK_INT(raw_int("ZSCORE {pw}:retries %s", rid), due + 99999);
+	}
 
 	/* the retry fails again and schedules the next one in the same step */
 	failure_init(&f, id, due + 30000, 502, NULL);
 	f.attempt.attempt = 2;
 	f.threshold = 10;
 	f.retry_id = rid;
+	f.retry_token = tok2;
 	f.next_job = job;
 	f.next_due_ms = due + 600000;
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_COUNTED);
@@ -734,8 +771,10 @@ static void test_retries(void)
 	CHECK_INT(n.retries, 1);
 	claim_retries(&c, due + 600000, 30000);
 	CHECK_INT(c.n, 1);
-	if (c.n == 1)
+	if (c.n == 1) {
 		snprintf(rid, sizeof(rid), "%s", c.id[0]);
+		snprintf(tok1, sizeof(tok1), "%s", c.key[0] ? c.key[0] : "");
+	}
 
 	/* and succeeds: gone */
 	{
@@ -748,10 +787,18 @@ static void test_retries(void)
 		a.at_ms = due + 600000;
 		a.status = 200;
 		a.duration_ms = 7;
+		/* under a token that is not the claim's: nothing changes */
 		memset(&w, 0, sizeof(w));
-		CHECK_INT(store_record_success(sa, &a, rid, on_write, &w), 0);
+		CHECK_INT(store_record_success(sa, &a, rid, "0", on_write, &w), 0);
 		wait_done(&w);
 		CHECK_INT(w.status, STORE_OK);
+		CHECK_INT(w.version, 0);
+		CHECK_INT(raw_int("HEXISTS {pw}:retry-jobs %s", rid), 1);
+		memset(&w, 0, sizeof(w));
+		CHECK_INT(store_record_success(sa, &a, rid, tok1, on_write, &w), 0);
+		wait_done(&w);
+		CHECK_INT(w.status, STORE_OK);
+		CHECK_INT(w.version, 1);
 	}
 	n = get_counts();
 	CHECK_INT(n.retries, 0);
@@ -954,7 +1001,7 @@ static void test_attempt_log(void)
 
 		s.webhook_id = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 		memset(&w, 0, sizeof(w));
-		CHECK_INT(store_record_success(sa, &s, NULL, on_write, &w), 0);
+		CHECK_INT(store_record_success(sa, &s, NULL, NULL, on_write, &w), 0);
 		wait_done(&w);
 		CHECK_INT(w.status, STORE_OK);
 		CHECK_INT(raw_int("EXISTS {pw}:attempts:%s", s.webhook_id), 0);
