@@ -14,7 +14,7 @@ set -eu
 
 BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
 libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
-TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang"
+TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang libclang-rt-14-dev"
 
 case "${1:-}" in
 --build-only) PACKAGES=$BUILD_PACKAGES ;;
