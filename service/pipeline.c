@@ -1108,6 +1108,7 @@ static void notices_claimed(void *arg, enum store_status status,
 	}
 	for (i = 0; i < n; i++) {
 		struct notice_in_flight *nf;
+		struct buf shown;
 		char err[256];
 
 		if (notice_find(p, items[i].id))
@@ -1120,14 +1121,21 @@ static void notices_claimed(void *arg, enum store_status status,
 		nf->p = p;
 		nf->next = p->notices;
 		p->notices = nf;
-		if (kafka_produce(p->kafka, p->cfg->email_topic, items[i].key,
-				  items[i].key ? strlen(items[i].key) : 0, items[i].payload,
-				  items[i].payload_len, NULL, 0, notice_produced, nf, err,
+		/* A target stored before user info was refused may hold a
+		 * password: the notice shows it redacted. */
+		buf_init(&shown, 0);
+		webhook_redact_userinfo(items[i].payload, items[i].payload_len, &shown);
+		if (shown.failed ||
+		    kafka_produce(p->kafka, p->cfg->email_topic, items[i].key,
+				  items[i].key ? strlen(items[i].key) : 0, shown.data,
+				  shown.len, NULL, 0, notice_produced, nf, err,
 				  sizeof(err)) < 0) {
 			p->counters.kafka_errors++;
-			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id, err);
+			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id,
+				 shown.failed ? "out of memory" : err);
 			notice_forget(nf);
 		}
+		buf_release(&shown);
 	}
 }
 

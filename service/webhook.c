@@ -417,12 +417,19 @@ static const char *target_check(const char *url, size_t len)
 	       *auth_end != '#')
 		auth_end++;
 
-	/* User info ends at the last '@' of the authority. */
+	/* User info ends at the last '@' of the authority. It is refused: a
+	 * password in a URL would be shown wherever the target is (responses,
+	 * notices, logs), and the signing secret is the way to authenticate
+	 * deliveries. Targets stored before this rule are shown redacted
+	 * (webhook_redact_userinfo) and still delivered as stored. */
 	host = auth;
 	for (q = auth; q < auth_end; q++) {
 		if (*q == '@')
 			host = q + 1;
 	}
+	if (host != auth)
+		return "must not contain user info (user:password@); authenticate "
+		       "deliveries with the webhook's signing secret instead";
 	for (q = auth; q < host; q++) {
 		if (*q == '@' && q == host - 1)
 			break;
@@ -475,6 +482,44 @@ static const char *target_check(const char *url, size_t len)
 		}
 	}
 	return NULL;
+}
+
+/* 1 for a byte that ends a URL's authority in running text. */
+static int ends_authority(unsigned char c)
+{
+	return c <= 0x20 || c >= 0x7f || strchr("/?#\"'\\<>`", c);
+}
+
+int webhook_redact_userinfo(const char *s, size_t n, struct buf *out)
+{
+	const char *p = s, *end = s + n;
+
+	while (p < end) {
+		const char *sep = NULL, *q, *at = NULL;
+
+		for (q = p; q + 3 <= end; q++) {
+			if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+				sep = q;
+				break;
+			}
+		}
+		if (!sep)
+			break;
+		q = sep + 3;
+		while (q < end && !ends_authority((unsigned char)*q)) {
+			if (*q == '@')
+				at = q;
+			q++;
+		}
+		buf_add(out, p, (size_t)(sep + 3 - p));
+		if (at) {
+			buf_adds(out, WEBHOOK_REDACTED);
+			p = at;
+		} else {
+			p = sep + 3;
+		}
+	}
+	return buf_add(out, p, (size_t)(end - p));
 }
 
 /* ---- webhook request bodies ---- */
@@ -814,8 +859,9 @@ static void add_time_or_null(struct buf *out, int64_t ms)
 	buf_add_json_string(out, ts, strlen(ts));
 }
 
-/* The members the two forms share, in the contract's order. */
-static void add_common(const struct webhook *wh, struct buf *out)
+/* The members the two forms share, in the contract's order; the API view
+ * shows the target with any user info redacted. */
+static void add_common(const struct webhook *wh, struct buf *out, int view)
 {
 	add_key(out, "id");
 	add_str_or_null(out, wh->id);
@@ -827,7 +873,18 @@ static void add_common(const struct webhook *wh, struct buf *out)
 	add_str_or_null(out, event_type_name(wh->event));
 	buf_addc(out, ',');
 	add_key(out, "target");
-	add_str_or_null(out, wh->target);
+	if (view && wh->target) {
+		struct buf shown;
+
+		buf_init(&shown, 0);
+		webhook_redact_userinfo(wh->target, strlen(wh->target), &shown);
+		if (shown.failed)
+			out->failed = 1;
+		buf_add_json_string(out, buf_str(&shown), shown.len);
+		buf_release(&shown);
+	} else {
+		add_str_or_null(out, wh->target);
+	}
 	buf_addc(out, ',');
 	add_key(out, "enabled");
 	buf_adds(out, wh->enabled ? "true" : "false");
@@ -848,7 +905,7 @@ static void add_common(const struct webhook *wh, struct buf *out)
 int webhook_to_json(const struct webhook *wh, struct buf *out)
 {
 	buf_addc(out, '{');
-	add_common(wh, out);
+	add_common(wh, out, 1);
 	buf_addc(out, ',');
 	add_key(out, "hasSecret");
 	buf_adds(out, wh->secret ? "true" : "false");
@@ -870,7 +927,7 @@ int webhook_to_json(const struct webhook *wh, struct buf *out)
 int webhook_to_storage(const struct webhook *wh, struct buf *out)
 {
 	buf_addc(out, '{');
-	add_common(wh, out);
+	add_common(wh, out, 0);
 	buf_addc(out, ',');
 	add_key(out, "secret");
 	add_str_or_null(out, wh->secret);

@@ -114,7 +114,20 @@ int webhook_apply_json(struct webhook *wh, enum webhook_write mode,
 		       const char *body, size_t len, int64_t now_ms,
 		       int *reenabled, struct webhook_error *err);
 
-/* The API view: every field but the secret, plus hasSecret. */
+/* What replaces the user info of a URL shown anywhere. */
+#define WEBHOOK_REDACTED "***"
+
+/*
+ * Appends s (n bytes, any text: a target, a notice, an error message) to
+ * out with the user info of every URL in it ("https://user:pw@host/...")
+ * replaced by WEBHOOK_REDACTED. The one place a target's credentials are
+ * taken out before it is shown: new targets cannot carry user info, but
+ * one stored earlier can. Returns 0, or -1 when out is full.
+ */
+int webhook_redact_userinfo(const char *s, size_t n, struct buf *out);
+
+/* The API view: every field but the secret, plus hasSecret; the target's
+ * user info redacted. */
 int webhook_to_json(const struct webhook *wh, struct buf *out);
 /* The stored form (includes the secret); webhook_from_storage parses it. */
 int webhook_to_storage(const struct webhook *wh, struct buf *out);
