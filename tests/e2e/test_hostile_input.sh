@@ -5,6 +5,9 @@
 # of the service parses as JSON; each invalid event makes exactly one
 # dead-letter log line with exactly the expected keys and its reason intact;
 # the header event is dead-lettered; the surrogate arrives as U+FFFD.
+# Then a target with a password, stored before user info was refused: it
+# is delivered as stored, and the password shows in no response, notice,
+# log line or metric.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=e2e.hostile.$$
@@ -15,6 +18,8 @@ redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" flushdb >/dev/null
 create_topics "$TOPIC:1" "$TOPIC.dead-letter:1" "$TOPIC.email:1"
 start_receiver hooks
 service_env
+export PROMO_WEBHOOKS_FAILURE_THRESHOLD=1
+export PROMO_WEBHOOKS_RETRY_SCHEDULE=
 start_service svc
 create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/import"
 
@@ -81,5 +86,58 @@ info "checking the delivery of the lone surrogate"
 jq -e '(.body | fromjson | .data) == {"name": "\ufffdx", "pair": "\ud83d\ude00"}' "$RECV_LOG" >/dev/null ||
 	fail "the lone surrogate was not delivered as U+FFFD: $(cat "$RECV_LOG")"
 
+info "a stored target with a password"
+set_email acme ops@acme.example
+set_rule "$RECV_PORT" /legacy 500
+create_webhook acme Promotion.Created "http://127.0.0.1:$RECV_PORT/legacy" false
+LEGACY=$HOOK_ID
+api PATCH "/v1/companies/acme/webhooks/$LEGACY" '{"target":"http://legacy:hunter2@127.0.0.1:1/legacy"}'
+[ "$HTTP_STATUS" = 400 ] || fail "user info in a PATCHed target: HTTP $HTTP_STATUS, want 400"
+jq -e '.error.field == "target" and (.error.message | test("signing secret"))' "$T/resp" >/dev/null ||
+	fail "the refusal does not name the field and the secret: $(cat "$T/resp")"
+# As if written by an earlier version: straight into the stored document.
+redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" EVAL "
+	local d = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))
+	d.target = ARGV[2]
+	redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
+	return redis.call('INCR', KEYS[2])" 2 pw:webhooks pw:version "$LEGACY" \
+	"http://legacy:hunter2@127.0.0.1:$RECV_PORT/legacy" >/dev/null
+api PATCH "/v1/companies/acme/webhooks/$LEGACY" '{"enabled":true}'
+[ "$HTTP_STATUS" = 200 ] || fail "enabling the legacy webhook: HTTP $HTTP_STATUS $(cat "$T/resp")"
+jq -e --arg t "http://***@127.0.0.1:$RECV_PORT/legacy" '.target == $t' "$T/resp" >/dev/null ||
+	fail "the legacy target is not shown redacted: $(cat "$T/resp")"
+# Until the registry has it, an event matches nothing: produce one per poll.
+n=0
+legacy_delivered() {
+	n=$((n + 1))
+	event_line acme Promotion.Created "legacy-$n" '{"promotionId":"P-1"}' >"$T/legacy.in"
+	produce_lines "$T/legacy.in"
+	[ "$(recorded /legacy)" -ge 1 ]
+}
+wait_for 30 "a delivery to the legacy target" legacy_delivered
+# Delivered as stored: curl sent the user info as Basic credentials.
+jq -e 'select(.path == "/legacy") | .headers.authorization == "Basic bGVnYWN5Omh1bnRlcjI="' "$RECV_LOG" >/dev/null ||
+	fail "the legacy target was not delivered with its credentials"
+wait_for 30 "the disable notice" topic_has "$TOPIC.email" 1 "$LEGACY"
+wait_for 60 "all offsets of $GROUP committed" all_committed
+email_notices >"$T/notices.jsonl"
+jq -e --arg t "http://***@127.0.0.1:$RECV_PORT/legacy" '.payload | fromjson |
+	.target == $t and (.subject | endswith(" -> " + $t))' "$T/notices.jsonl" >/dev/null ||
+	fail "the notice does not show the target redacted: $(cat "$T/notices.jsonl")"
+api GET "/v1/companies/acme/webhooks/$LEGACY/attempts"
+cp "$T/resp" "$T/attempts.json"
+api GET "/v1/companies/acme/webhooks"
+cp "$T/resp" "$T/list.json"
+curl -s "$API/metrics" >"$T/metrics.txt"
+for f in "$T/notices.jsonl" "$T/attempts.json" "$T/list.json" "$T/metrics.txt" "$SVC_LOG"; do
+	if grep -q hunter2 "$f"; then
+		fail "the password shows in $(basename "$f")"
+	fi
+done
+jq -e '.items | length >= 1' "$T/attempts.json" >/dev/null || fail "no attempt logged for the legacy target"
+
 stop_service
+if grep -q hunter2 "$SVC_LOG"; then
+	fail "the password shows in the log"
+fi
 echo "PASS"
