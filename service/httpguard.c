@@ -477,29 +477,30 @@ static void conn_freed(void *arg)
 	if (c->writable)
 		event_free(c->writable);
 	free(c);
-	if (g->paused && g->nconns < g->lim.max_conns && g->listener) {
+	if (g->paused && g->nconns <= g->lim.max_conns && g->listener) {
 		if (evconnlistener_enable(g->listener) == 0)
 			g->paused = 0;
 	}
 }
 
-/* At the limit: closes the connection that has waited longest for its
- * request; pauses accepting when every connection is being answered. */
+/*
+ * Before a new connection is taken on: at the limit (connections being
+ * closed count until they are gone), closes the one that has waited
+ * longest for its request, never one being answered, and stops accepting
+ * until a connection is gone, so that there are never more than
+ * max_conns + 1 and a burst of clients cannot evict everyone at once.
+ */
 static void make_room(struct httpguard *g)
 {
 	struct guard_conn *c;
-	size_t open = 0;
 
-	for (c = g->head; c; c = c->next)
-		if (!c->closing)
-			open++;
-	if (open < g->lim.max_conns)
+	if (g->nconns < g->lim.max_conns)
 		return;
 	for (c = g->head; c; c = c->next) {
 		if (!c->closing && c->pending == 0) {
 			g->evicted++;
 			conn_close(c);
-			return;
+			break;
 		}
 	}
 	if (g->listener && !g->paused && evconnlistener_disable(g->listener) == 0)

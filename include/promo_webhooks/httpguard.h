@@ -8,9 +8,10 @@
  * bufferevent in a filter (evhttp_set_bevcb) that reads the request bytes
  * before evhttp does:
  *
- *  - at most max_conns connections; a new one beyond that closes the one
- *    that has waited longest for its request (never one whose request is
- *    being answered); when every connection is busy, accepting pauses;
+ *  - at most max_conns connections (+1 being let in); a new one beyond
+ *    that closes the one that has waited longest for its request (never
+ *    one whose request is being answered), and accepting pauses until a
+ *    connection is gone;
  *  - a whole request (head and body) must arrive within request_ms of the
  *    connection being ready for it (accepted, or its previous answer sent),
  *    else the connection is closed: slow clients cannot hold slots;
