@@ -188,6 +188,74 @@ static void refuse(struct guard_conn *c, int status, const char *code,
 	c->g->refused++;
 }
 
+/* RFC 9110 token characters (header names, methods). */
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/*
+ * What evhttp would answer with its own HTML page is refused here in the
+ * contract's shape: a request line other than "METHOD /target HTTP/d.d"
+ * with a method evhttp knows, and header lines that are not "name: value"
+ * (continuation lines included).
+ */
+static int request_line_check(struct guard_conn *c, const char *p, size_t n)
+{
+	static const char *const methods[] = { "GET", "POST", "HEAD", "PUT", "DELETE",
+					       "OPTIONS", "TRACE", "CONNECT", "PATCH" };
+	const char *end = p + n, *m = p, *t, *v;
+	size_t i, ml;
+	int known = 0;
+
+	while (p < end && is_tchar((unsigned char)*p))
+		p++;
+	ml = (size_t)(p - m);
+	if (ml == 0 || p >= end || *p != ' ')
+		goto bad;
+	t = ++p;
+	while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
+		p++;
+	if (p == t || *t != '/' || p >= end || *p != ' ')
+		goto bad;
+	v = p + 1;
+	if (end - v != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' ||
+	    v[6] != '.' || v[7] < '0' || v[7] > '9')
+		goto bad;
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i]) == ml && memcmp(methods[i], m, ml) == 0)
+			known = 1;
+	if (!known) {
+		refuse(c, 501, "not_implemented", "unknown method");
+		return -1;
+	}
+	return 0;
+bad:
+	refuse(c, 400, "bad_request", "malformed request line");
+	return -1;
+}
+
+static int header_line_check(struct guard_conn *c, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == 0 || i >= n || p[i] != ':')
+		goto bad;
+	for (i++; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			goto bad;
+	}
+	return 0;
+bad:
+	refuse(c, 400, "bad_request", "malformed header line");
+	return -1;
+}
+
 /* The value of a header line "Name: value" (n bytes, no line end) when
  * its name is name (case-insensitive), trimmed; else NULL. */
 static const char *header_value(const char *line, size_t n, const char *name,
@@ -233,13 +301,23 @@ static int judge_head(struct guard_conn *c, const char *h, size_t n,
 			ll--;
 		if (first) {
 			first = 0;
+			if (request_line_check(c, p, ll) < 0)
+				return -1;
 			sp = memchr(p, ' ', ll);
-			if (!sp)
-				break; /* evhttp answers a bad request line */
 			if (!is_method_with_body(p, (size_t)(sp - p)))
 				have_len = -1; /* a body would be refused */
 			p = nl + 1;
 			continue;
+		}
+		if (ll == 0)
+			break; /* the empty line that ends the head */
+		if (header_line_check(c, p, ll) < 0)
+			return -1;
+		v = header_value(p, ll, "Expect", &vlen);
+		if (v && !(vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)) {
+			refuse(c, 417, "expectation_failed",
+			       "only \"Expect: 100-continue\" is understood");
+			return -1;
 		}
 		if (header_value(p, ll, "Transfer-Encoding", &vlen)) {
 			refuse(c, 411, "length_required",
@@ -470,14 +548,18 @@ static void conn_freed(void *arg)
 	struct guard_conn *c = arg;
 	struct httpguard *g = c->g;
 
-	list_remove(g, c);
-	g->nconns--;
+	/* g is NULL when the guard went first: libevent finalises a
+	 * bufferevent freed by evhttp_free() as late as event_base_free(). */
+	if (g) {
+		list_remove(g, c);
+		g->nconns--;
+	}
 	event_free(c->deadline);
 	event_free(c->flush);
 	if (c->writable)
 		event_free(c->writable);
 	free(c);
-	if (g->paused && g->nconns <= g->lim.max_conns && g->listener) {
+	if (g && g->paused && g->nconns <= g->lim.max_conns && g->listener) {
 		if (evconnlistener_enable(g->listener) == 0)
 			g->paused = 0;
 	}
@@ -624,5 +706,17 @@ void httpguard_counts(const struct httpguard *g, unsigned long long *timed_out,
 
 void httpguard_free(struct httpguard *g)
 {
+	struct guard_conn *c, *next;
+
+	if (!g)
+		return;
+	for (c = g->head; c; c = next) {
+		next = c->next;
+		evtimer_del(c->deadline);
+		event_del(c->flush);
+		if (c->writable)
+			event_del(c->writable);
+		c->g = NULL;
+	}
 	free(g);
 }

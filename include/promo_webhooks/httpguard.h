@@ -16,8 +16,10 @@
  *    connection being ready for it (accepted, or its previous answer sent),
  *    else the connection is closed: slow clients cannot hold slots;
  *  - a head over head_max bytes, a Content-Length over body_max, any
- *    Transfer-Encoding, an invalid Content-Length or a body on a method
- *    that takes none is refused before a byte of the body is buffered:
+ *    Transfer-Encoding, an invalid Content-Length, a body on a method
+ *    that takes none, a malformed request line or header line, an unknown
+ *    method or Expect is refused before a byte of the body is buffered
+ *    (so evhttp never answers with its own HTML page):
  *    evhttp gets a stand-in request instead, the API's handler asks
  *    httpguard_refusal() and answers in the contract's JSON shape, and the
  *    connection closes.
@@ -42,7 +44,7 @@ struct httpguard_limits {
 
 /* Why the guard refused a request: what the API answers. */
 struct httpguard_refusal {
-	int status;           /* 400, 411, 413 or 431 */
+	int status;           /* 400, 411, 413, 417, 431 or 501 */
 	const char *code;     /* the error code, e.g. "payload_too_large" */
 	const char *message;
 };
