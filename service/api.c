@@ -121,6 +121,7 @@ static const char *reason_phrase(int code)
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }

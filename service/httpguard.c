@@ -195,9 +195,15 @@ static int is_tchar(unsigned char ch)
 	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+static int is_target_char(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("-._~!$&'()*+,;=:@/?%", ch));
+}
+
 /*
  * What evhttp would answer with its own HTML page is refused here in the
- * contract's shape: a request line other than "METHOD /target HTTP/d.d"
+ * contract's shape: a request line other than "METHOD /target HTTP/1.x"
  * with a method evhttp knows, and header lines that are not "name: value"
  * (continuation lines included).
  */
@@ -215,7 +221,9 @@ static int request_line_check(struct guard_conn *c, const char *p, size_t n)
 	if (ml == 0 || p >= end || *p != ' ')
 		goto bad;
 	t = ++p;
-	while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
+	/* RFC 3986 characters of an origin-form target (path and query):
+	 * what evhttp's URI parser takes. */
+	while (p < end && is_target_char((unsigned char)*p))
 		p++;
 	if (p == t || *t != '/' || p >= end || *p != ' ')
 		goto bad;
@@ -223,6 +231,10 @@ static int request_line_check(struct guard_conn *c, const char *p, size_t n)
 	if (end - v != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' ||
 	    v[6] != '.' || v[7] < '0' || v[7] > '9')
 		goto bad;
+	if (memcmp(v + 5, "1.0", 3) != 0 && memcmp(v + 5, "1.1", 3) != 0) {
+		refuse(c, 505, "http_version_not_supported", "HTTP/1.1 or HTTP/1.0 only");
+		return -1;
+	}
 	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (strlen(methods[i]) == ml && memcmp(methods[i], m, ml) == 0)
 			known = 1;

@@ -18,7 +18,7 @@
  *  - a head over head_max bytes, a Content-Length over body_max, any
  *    Transfer-Encoding, an invalid Content-Length, a body on a method
  *    that takes none, a malformed request line or header line, an unknown
- *    method or Expect is refused before a byte of the body is buffered
+ *    method, Expect or HTTP version is refused before a byte of the body is buffered
  *    (so evhttp never answers with its own HTML page):
  *    evhttp gets a stand-in request instead, the API's handler asks
  *    httpguard_refusal() and answers in the contract's JSON shape, and the
@@ -44,7 +44,7 @@ struct httpguard_limits {
 
 /* Why the guard refused a request: what the API answers. */
 struct httpguard_refusal {
-	int status;           /* 400, 411, 413, 417, 431 or 501 */
+	int status;           /* 400, 411, 413, 417, 431, 501 or 505 */
 	const char *code;     /* the error code, e.g. "payload_too_large" */
 	const char *message;
 };

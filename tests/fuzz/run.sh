@@ -17,7 +17,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${PW_FUZZ_BUILD:-$src/build-fuzz}
 seconds=${PW_FUZZ_SECONDS:-30}
-targets=${PW_FUZZ_TARGETS:-"fuzz_decode fuzz_render_json fuzz_render_xml fuzz_webhook_json fuzz_log"}
+targets=${PW_FUZZ_TARGETS:-"fuzz_decode fuzz_render_json fuzz_render_xml fuzz_webhook_json fuzz_log fuzz_api"}
 jobs=${PW_FUZZ_JOBS:-2}
 
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DPW_FUZZ=ON \
