@@ -80,7 +80,6 @@ done
 info "slowest authorised call: ${max_ms} ms"
 wait_for 60 "all $N_EVENTS events delivered" recorded_at_least /import $N_EVENTS
 kill -0 "$FLOOD" 2>/dev/null || fail "the flood ended before the checks did"
-metric_at_least promo_webhooks_admin_connections_closed_total 1 2>/dev/null || true
 closed=$(curl -s "$API/metrics" | awk '$1 ~ /^promo_webhooks_admin_connections_closed_total/ { s += $2 } END { print s + 0 }')
 [ "$closed" -gt 0 ] || fail "no slow connection was closed"
 
