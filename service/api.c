@@ -20,6 +20,7 @@
 #include "promo_webhooks/prom.h"
 #include "promo_webhooks/clock.h"
 #include "promo_webhooks/event.h"
+#include "promo_webhooks/httpguard.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/samples.h"
 #include "promo_webhooks/webhook.h"
@@ -43,11 +44,19 @@
 #include <event2/keyvalq_struct.h>
 
 #define API_BODY_MAX ((size_t)64 * 1024)   /* contract: 64 KiB in */
-/* evhttp's own cap, above ours so that our JSON 413 answers the usual
- * oversize bodies; beyond this evhttp refuses on its own. */
-#define API_EVHTTP_BODY_CAP ((ev_ssize_t)1024 * 1024)
+/* The connection guard (httpguard.c) refuses a larger Content-Length, or a
+ * head over API_HEAD_MAX, in the contract's shape before reading the body;
+ * evhttp's own limits stay behind it as a backstop. */
+#define API_HEAD_MAX ((size_t)16 * 1024)
 #define API_HEADERS_MAX ((ev_ssize_t)32 * 1024)
-#define API_IDLE_TIMEOUT_S 60
+/* Admin connections at once, and how long one may take to deliver a whole
+ * request once it is ready for one (a slow client is then closed, and a
+ * new connection at the limit closes the one waiting longest). */
+#define API_MAX_CONNS 128
+#define API_REQUEST_MS 10000
+/* evhttp's idle timeout, for what the guard does not watch: an answer
+ * the client does not read. */
+#define API_IDLE_TIMEOUT_S 30
 #define API_CAS_TRIES 5
 #define API_MAX_SEGS 8
 
@@ -86,6 +95,7 @@ struct api {
 	struct registry *reg;
 	struct api_hooks hooks;
 	struct evhttp *http;
+	struct httpguard *guard;
 	int port;
 	struct api_req *reqs;         /* in flight */
 	unsigned long long responses[6]; /* by status class 1xx..5xx, [0] other */
@@ -104,10 +114,14 @@ static const char *reason_phrase(int code)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
+	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
@@ -137,6 +151,7 @@ static void reply_raw(struct api *api, struct evhttp_request *req, int code,
 	int cls = code / 100;
 
 	api->responses[cls >= 1 && cls <= 5 ? cls : 0]++;
+	httpguard_answered(api->guard, req);
 	log_debug("admin request", "method=%s path=\"%.200s\" status=%d",
 		  method_name(evhttp_request_get_command(req)),
 		  evhttp_request_get_uri(req), code);
@@ -893,6 +908,7 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 static void handle_metrics(struct api *api, struct evhttp_request *req)
 {
 	static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	unsigned long long timed_out, evicted, refused;
 	struct buf b;
 	int i;
 
@@ -904,6 +920,19 @@ static void handle_metrics(struct api *api, struct evhttp_request *req)
 	for (i = 0; i < 6; i++)
 		buf_addf(&b, "promo_webhooks_admin_http_responses_total{class=\"%s\"} %llu\n",
 			 cls[i], api->responses[i]);
+	httpguard_counts(api->guard, &timed_out, &evicted, &refused);
+	prom_gauge(&b, "promo_webhooks_admin_connections", "Admin API connections open.",
+		   (int64_t)httpguard_connections(api->guard));
+	prom_family(&b, "promo_webhooks_admin_connections_closed_total", "counter",
+		    "Admin API connections closed by the service: a request not complete in "
+		    "time, or the oldest waiting one at the connection limit.");
+	prom_sample(&b, "promo_webhooks_admin_connections_closed_total", "reason=\"timeout\"",
+		    timed_out);
+	prom_sample(&b, "promo_webhooks_admin_connections_closed_total", "reason=\"evicted\"",
+		    evicted);
+	prom_counter(&b, "promo_webhooks_admin_requests_refused_total",
+		     "Admin API requests refused before their body was read (size, framing).",
+		     refused);
 	reply_buf(api, req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 	buf_release(&b);
 }
@@ -988,9 +1017,16 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct api *api = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct httpguard_refusal *refusal;
 	char *segs[API_MAX_SEGS];
 	int n, i;
 
+	refusal = httpguard_refusal(api->guard, req);
+	if (refusal) {
+		reply_error(api, req, refusal->status, refusal->code, NULL,
+			    refusal->message);
+		return;
+	}
 	n = split_path(uri ? evhttp_uri_get_path(uri) : NULL, segs);
 	if (n < 0) {
 		reply_not_found(api, req);
@@ -1035,6 +1071,9 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		    const struct api_hooks *hooks, char *err, size_t errlen)
 {
 	struct api *api = calloc(1, sizeof(*api));
+	static const struct httpguard_limits guard_limits = {
+		API_MAX_CONNS, API_REQUEST_MS, API_HEAD_MAX, API_BODY_MAX,
+	};
 	struct evhttp_bound_socket *sock;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -1055,7 +1094,14 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		free(api);
 		return NULL;
 	}
-	evhttp_set_max_body_size(api->http, API_EVHTTP_BODY_CAP);
+	api->guard = httpguard_new(base, api->http, &guard_limits);
+	if (!api->guard) {
+		snprintf(err, errlen, "out of memory");
+		evhttp_free(api->http);
+		free(api);
+		return NULL;
+	}
+	evhttp_set_max_body_size(api->http, (ev_ssize_t)API_BODY_MAX);
 	evhttp_set_max_headers_size(api->http, API_HEADERS_MAX);
 	evhttp_set_timeout(api->http, API_IDLE_TIMEOUT_S);
 	/* Every method reaches the router, which answers 405 in the
@@ -1072,9 +1118,11 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->http_host,
 			 cfg->http_port, strerror(errno));
 		evhttp_free(api->http);
+		httpguard_free(api->guard);
 		free(api);
 		return NULL;
 	}
+	httpguard_listen(api->guard, sock);
 	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss,
 			&sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1099,6 +1147,7 @@ void api_free(struct api *api)
 		areq_free(ar);
 	}
 	evhttp_free(api->http);
+	httpguard_free(api->guard);
 	free(api);
 }
 

@@ -121,6 +121,26 @@ static int healthcheck(const struct config *cfg)
 	return status == 200 ? 0 : 1;
 }
 
+/* libevent's own messages go through the logger, so that stderr stays
+ * one record per line. libevent 2.1 warns "BEV_OPT_CLOSE_ON_FREE set on an
+ * bufferevent with too few references" when a filter bufferevent (the
+ * admin API's connection guard) is freed after the connection closed; the
+ * socket is closed all the same, so that one is debug. */
+static void libevent_log(int severity, const char *msg)
+{
+	enum log_level lv = LOG_LEVEL_DEBUG;
+
+	if (severity == EVENT_LOG_MSG)
+		lv = LOG_LEVEL_INFO;
+	else if (severity == EVENT_LOG_WARN)
+		lv = LOG_LEVEL_WARN;
+	else if (severity == EVENT_LOG_ERR)
+		lv = LOG_LEVEL_ERROR;
+	if (msg && strstr(msg, "with too few references"))
+		lv = LOG_LEVEL_DEBUG;
+	log_at(lv, "libevent", "text=\"%s\"", msg ? msg : "");
+}
+
 int main(int argc, char **argv)
 {
 	struct api_hooks hooks;
@@ -144,6 +164,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_setup(app.cfg.log_level, app.cfg.log_format);
+	event_set_log_callback(libevent_log);
 	/* curl is told not to use signals; a peer closing a socket must not
 	 * kill the process. */
 	signal(SIGPIPE, SIG_IGN);
