@@ -1,10 +1,15 @@
 #!/bin/sh
 # Installs every Debian package promo-webhooks needs to build and test.
 #
-# Usage: tests/scripts/deps.sh [--build-only]
+# Usage: tests/scripts/deps.sh [--build-only | --container]
 #   --build-only  only what building the service needs (the Dockerfile's
 #                 build stage), not the test components (Kafka's Java,
 #                 Redis, kcat, jq, clang)
+#   --container   only what the container test needs to build and run the
+#                 image (tests/container/test_image.sh, which runs this
+#                 itself): podman, buildah, runc, and debootstrap for the
+#                 locally made base image. Not part of the default set: the
+#                 other tests do not need a container engine.
 #
 # Idempotent and quick: when every package is already installed (checked with
 # dpkg-query) it installs nothing and does not touch the network. Otherwise it
@@ -15,12 +20,14 @@ set -eu
 BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
 libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
 TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang"
+CONTAINER_PACKAGES="podman buildah runc debootstrap"
 
 case "${1:-}" in
 --build-only) PACKAGES=$BUILD_PACKAGES ;;
+--container) PACKAGES=$CONTAINER_PACKAGES ;;
 "") PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES" ;;
 *)
-    echo "usage: deps.sh [--build-only]" >&2
+    echo "usage: deps.sh [--build-only | --container]" >&2
     exit 2
     ;;
 esac
