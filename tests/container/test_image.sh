@@ -72,7 +72,7 @@ pm() {
 
 pm_cleanup() {
 	if [ -d "$PM_DIR" ]; then
-		pm rm -f -t 0 "$CTR" >/dev/null 2>&1 || true
+		pm rm -f -t 0 "$CTR" $PROBES >/dev/null 2>&1 || true
 		pm rmi -af >/dev/null 2>&1 || true
 		unmount_below "$PM_DIR"
 		rm -rf "$PM_DIR"
@@ -80,6 +80,18 @@ pm_cleanup() {
 	rm -rf "$PM_RUN"
 }
 
+# exec_in_container NAME: `podman exec` (and so the HEALTHCHECK) runs in
+# the container's root filesystem. It does not when podman itself runs in a
+# plain chroot: runc's pivot_root then swaps the chroot's mount rather than
+# the mount namespace's root, and an exec'd process lands on that root, the
+# host's (see docker/README.md). Checked before anything is written, as the
+# container's user, who may look at /proc/1/root (its PID 1's root).
+exec_in_container() {
+	pm exec "$1" /bin/sh -c '[ / -ef /proc/1/root ]' 2>"$T/exec.err" ||
+		fail "podman exec does not run in the root filesystem of container $1 (podman in a chroot? enter the root with pivot_root in a mount namespace of its own, see docker/README.md) $(cat "$T/exec.err")"
+}
+
+PROBES=
 PASSED=0
 on_exit() {
 	if [ "$PASSED" = 0 ] && [ -d "$PM_DIR" ] && pm container exists "$CTR" 2>/dev/null; then
@@ -103,6 +115,8 @@ froms=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$PW_SOURCE_DIR/Dockerfile" | sed "s/\
 [ "$froms" = "debian:12 debian:12-slim " ] ||
 	fail "the Dockerfile's FROM lines name \"$froms\"; base_image.sh makes debian:12 and debian:12-slim"
 
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=1048576
 # A killed run's storage (podman would refuse it: its run root was another).
 unmount_below "$PM_DIR"
 rm -rf "$PM_DIR"
@@ -111,9 +125,22 @@ t0=$(now_ms)
 sh "$PW_SOURCE_DIR/tests/container/base_image.sh" "$CACHE/debian-base" || fail "cannot make the Debian 12 base images"
 for tag in 12 12-slim; do
 	pm import --quiet --change 'CMD ["bash"]' "$CACHE/debian-base/debian-$tag.tar" \
-		"docker.io/library/debian:$tag" >/dev/null || fail "podman import of debian-$tag.tar"
+		"docker.io/library/debian:$tag" >/dev/null ||
+		fail "podman import of debian-$tag.tar (in a chroot, its root must be a mount point: mount --bind ROOT ROOT)"
 done
 info "base images ready after $((($(now_ms) - t0) / 1000)) s: $(pm images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | tr '\n' ';')"
+
+# Before the long build: can a container run here, and does `podman exec`
+# (the HEALTHCHECK's way in) enter its root filesystem? Not in a plain
+# chroot: see exec_in_container above.
+PROBES="$CTR-probe"
+pm run -d --name "$CTR-probe" --network host --user 65534:65534 --read-only --cap-drop ALL \
+	--ulimit "nofile=$nofile:$nofile" --ulimit nproc=4096:4096 \
+	docker.io/library/debian:12-slim sleep 600 >/dev/null 2>"$T/probe.err" ||
+	fail "podman run of the base image failed (in a chroot /sys must be bind-mounted with --rbind, for the cgroup mounts): $(grep -v systemd "$T/probe.err")"
+exec_in_container "$CTR-probe"
+pm rm -f -t 0 "$CTR-probe" >/dev/null 2>&1 || true
+PROBES=
 
 info "podman build (log: $T/build.log)"
 t0=$(now_ms)
@@ -143,8 +170,6 @@ while :; do
 done
 export PROMO_WEBHOOKS_HTTP_LISTEN=127.0.0.1:$port
 API=http://127.0.0.1:$port
-nofile=$(ulimit -Hn)
-[ "$nofile" = unlimited ] && nofile=1048576
 
 pm run -d --name "$CTR" --network host \
 	--read-only --read-only-tmpfs=false --cap-drop ALL --security-opt no-new-privileges \
@@ -187,13 +212,16 @@ capeff=$(awk '$1 == "CapEff:" { print $2 }' "/proc/$pid/status")
 [ "$capeff" = 0000000000000000 ] || fail "the service has capabilities $capeff"
 [ "$(awk '$1 == "NoNewPrivs:" { print $2 }' "/proc/$pid/status")" = 1 ] || fail "no_new_privs is not set"
 [ "$(pm inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$CTR")" = true ] || fail "the root filesystem is not read-only"
+exec_in_container "$CTR"
 # As root inside the container: only a read-only filesystem refuses that.
-for path in /usr/local/bin/x /tmp/x /x; do
-	if pm exec --user 0 "$CTR" /bin/sh -c "echo x >$path" 2>"$T/exec.err"; then
-		fail "$path could be written in the container"
+for dir in /usr/local/bin /tmp /; do
+	probe=${dir%/}/.pw-read-only-probe-$$
+	if pm exec --user 0 "$CTR" /bin/sh -c "echo x >$probe" 2>"$T/exec.err"; then
+		pm exec --user 0 "$CTR" rm -f "$probe" || true
+		fail "$probe could be written in the container"
 	fi
 	grep -q 'Read-only file system' "$T/exec.err" ||
-		fail "writing $path failed otherwise than read-only: $(cat "$T/exec.err")"
+		fail "writing $probe failed otherwise than read-only: $(cat "$T/exec.err")"
 done
 running || fail "the container stopped"
 
