@@ -15,9 +15,9 @@
 #      and Redis, and checks: /healthz and /readyz 200, a webhook delivery
 #      reaches a pw-receiver on the host, the process runs as uid 10001 with
 #      no capabilities, the root filesystem is read-only, the image's
-#      HEALTHCHECK reports healthy (and answers in well under its 3 s
-#      timeout), SIGTERM (`podman stop`) ends it with exit status 0 within
-#      the shutdown grace;
+#      HEALTHCHECK reports healthy (within its 3 s timeout), SIGTERM
+#      (`podman stop`) with a delivery in flight drains it, commits and ends
+#      with exit status 0 within the shutdown grace;
 #   5. prints the image size and fails at 150 MB or more.
 #
 # Anything that cannot be done (no root, no package, no base, a failed
@@ -194,7 +194,10 @@ running || fail "the container is not running"
 
 info "a delivery through the container"
 create_webhook acme Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/hooks/acme"
-wait_for 5 "the registry cache to hold the webhook" metric_is promo_webhooks_registry_webhooks 1
+# For the SIGTERM check below: a delivery the receiver holds for 3 s.
+set_rule "$RECV_PORT" /hooks/slow 200 3000
+create_webhook globex Product.ImportCompleted "http://127.0.0.1:$RECV_PORT/hooks/slow"
+wait_for 5 "the registry cache to hold the webhooks" metric_is promo_webhooks_registry_webhooks 2
 produce_events acme Product.ImportCompleted img 3
 wait_for 30 "3 deliveries at the receiver" recorded_at_least /hooks/acme 3
 jq -e -s 'all(.[]; .method == "POST" and (.headers["webhook-id"] | startswith("msg_"))
@@ -236,22 +239,32 @@ while [ "$i" -le 3 ]; do
 	ms=$(($(now_ms) - t0))
 	info "podman healthcheck run: exit $rc after $ms ms"
 	[ "$rc" -eq 0 ] || fail "the HEALTHCHECK failed (exit $rc): $(cat "$T/hc.out")"
-	# podman's own exec costs some of this; the check itself answers in ms.
-	[ "$ms" -lt 2000 ] || fail "the HEALTHCHECK took $ms ms (its timeout is 3 s)"
+	# Mostly podman's own exec; the check itself answers in milliseconds
+	# (tests/e2e/test_healthcheck.sh).
+	[ "$ms" -lt 3000 ] || fail "the HEALTHCHECK took $ms ms, beyond its 3 s timeout"
 	i=$((i + 1))
 done
 status=$(pm inspect --format '{{.State.Health.Status}}' "$CTR")
 [ "$status" = healthy ] || fail "health status is \"$status\", want healthy"
 
-info "SIGTERM: podman stop"
+info "SIGTERM (podman stop) with a delivery in flight"
+produce_events globex Product.ImportCompleted slow 1
+wait_for 30 "the slow delivery to reach the receiver" recorded_at_least /hooks/slow 1
 t0=$(now_ms)
 pm stop -t 30 "$CTR" >/dev/null 2>"$T/stop.err" || fail "podman stop failed: $(cat "$T/stop.err")"
 ms=$(($(now_ms) - t0))
 code=$(pm inspect --format '{{.State.ExitCode}}' "$CTR")
 info "stopped after $ms ms, exit status $code"
 [ "$code" = 0 ] || fail "exit status $code after SIGTERM, want 0"
+# Within the service's 20 s grace, and podman's 30 s never reached.
 [ "$ms" -lt 20000 ] || fail "stopping took $ms ms, more than the 20 s shutdown grace"
-pm logs "$CTR" 2>&1 | grep -q '"promo-webhooks stopped"' || fail "no orderly shutdown in the container's log"
+pm logs "$CTR" >"$T/container.log" 2>&1
+jq -e -s '[.[] | select(.msg == "draining in-flight deliveries")] | length == 1 and .[0].pending >= 1' \
+	"$T/container.log" >/dev/null 2>&1 ||
+	fail "the service did not drain a delivery in flight on SIGTERM: $(grep -i drain "$T/container.log")"
+grep -q '"promo-webhooks stopped"' "$T/container.log" || fail "no orderly shutdown in the container's log"
+# The drained delivery finished, and its offset was committed on the way out.
+all_committed || fail "offsets not all committed after the shutdown: $(cat "$T/offsets")"
 
 [ "$size" -lt "$MAX_IMAGE_BYTES" ] ||
 	fail "the image is $((size / 1000000)) MB, at or above $((MAX_IMAGE_BYTES / 1000000)) MB"
