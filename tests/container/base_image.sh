@@ -69,7 +69,14 @@ security=$(host_uri bookworm-security | head -n 1)
 security=${security:-http://deb.debian.org/debian-security}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pw-base.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# A debootstrap that was interrupted may leave /proc or /sys mounted in the
+# target: unmount below $work before removing it.
+cleanup() {
+	awk -v d="$work/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
 trap 'exit 1' INT TERM
 root=$work/root
 
