@@ -4,7 +4,9 @@
 #   1. installs what is missing (Debian packages, the Kafka jars);
 #   2. builds with warnings as errors and runs CTest: unit tests,
 #      integration tests against a real redis-server, end-to-end tests
-#      against a real Kafka broker, static checks;
+#      against a real Kafka broker, static checks, and the container image
+#      built and run with podman (label container; needs root and Debian's
+#      mirror; `-LE container` leaves it out, docker/README.md);
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
 #      runs the unit and integration tests and the end-to-end pipeline test
 #      under them;
