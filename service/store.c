@@ -2615,3 +2615,45 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 	buf_release(&list);
 	return op_start(st, op);
 }
+
+/* ---- test sends (the console's "Send test"; added by the console branch,
+ * kept apart for the store split to move into its outcomes module) ---- */
+
+int store_record_test(struct store *st, const struct store_attempt *a,
+		      store_write_cb *cb, void *arg)
+{
+	struct store_op *op;
+	struct buf entry;
+	char ts[32];
+
+	if (!a->webhook_id)
+		return -1;
+	op = start_write(st, OP_SUCCESS, "record_test", SCRIPT_RECORD_SUCCESS,
+			 cb, arg);
+	if (!op)
+		return -1;
+	event_format_time(a->at_ms, ts, sizeof(ts));
+	buf_init(&entry, OP_ARGS_MAX);
+	attempt_json(a, ts, &entry);
+	/* The entry is an object: mark it as a test before its last '}'. */
+	if (!entry.failed && entry.len > 0) {
+		entry.len--;
+		buf_adds(&entry, ",\"test\":true}");
+	}
+	/* The success script: the log entry only (while the webhook exists),
+	 * nothing in pw:failures, no retry. */
+	op_args(op, "4");
+	op_args(op, "pw:webhooks");
+	op_argkey(op, "pw:attempts:", a->webhook_id, "");
+	op_args(op, "pw:retries");
+	op_args(op, "pw:retry-jobs");
+	op_args(op, a->webhook_id);
+	op_arg(op, buf_str(&entry), entry.len);
+	op_argnum(op, ATTEMPTS_TTL_MS);
+	op_argnum(op, ATTEMPTS_KEEP);
+	op_args(op, "");
+	if (entry.failed)
+		op->args.failed = 1;
+	buf_release(&entry);
+	return op_start(st, op);
+}

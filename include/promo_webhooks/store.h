@@ -443,4 +443,16 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 		      int64_t lock_ms, const struct store_period_hook *hooks,
 		      size_t n, store_scan_cb *cb, void *arg);
 
+/* ---- test sends ---- */
+
+/*
+ * A test send's attempt (POST .../webhooks/{id}/test): appended to the
+ * attempt log like any attempt, marked "test": true, with responseBody
+ * whatever the outcome, while the webhook exists. Never counted by the
+ * failure rule (nothing goes to pw:failures) and never retried. version in
+ * the callback is 0.
+ */
+int store_record_test(struct store *st, const struct store_attempt *a,
+		      store_write_cb *cb, void *arg);
+
 #endif
