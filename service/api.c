@@ -45,6 +45,9 @@
 #define API_IDLE_TIMEOUT_S 60
 #define API_CAS_TRIES 5
 #define API_MAX_SEGS 8
+/* libevent 2.1's http-internal.h: the type of a request whose method it
+ * does not know. */
+#define API_EVHTTP_REQ_UNKNOWN (1 << 15)
 
 enum api_action {
 	ACT_WEBHOOK_LIST,
@@ -1274,6 +1277,13 @@ static void handle(struct evhttp_request *req, void *arg)
 	char *segs[API_MAX_SEGS];
 	int n, i;
 
+	/* evhttp reads no body for a method it does not know: whatever body
+	 * follows would be taken for the next request, so the answer (a 405)
+	 * closes the connection. */
+	if ((int)m == API_EVHTTP_REQ_UNKNOWN &&
+	    evhttp_add_header(evhttp_request_get_output_headers(req),
+			      "Connection", "close") < 0)
+		log_debug("cannot add header", "name=%s", "Connection");
 	if (route_asset(api, req, m, uri ? evhttp_uri_get_path(uri) : NULL))
 		return;
 	n = split_path(uri ? evhttp_uri_get_path(uri) : NULL, segs);
@@ -1344,12 +1354,14 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 	evhttp_set_max_headers_size(api->http, API_HEADERS_MAX);
 	evhttp_set_timeout(api->http, API_IDLE_TIMEOUT_S);
 	/* Every method reaches the router, which answers 405 in the
-	 * contract's error shape (evhttp's own refusal is an HTML 501). */
+	 * contract's error shape (evhttp's own refusal is an HTML 501).
+	 * Methods evhttp does not know (QUERY, PROPFIND, ...) carry its
+	 * internal EVHTTP_REQ_UNKNOWN_ bit, which is allowed here too. */
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 				   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-				   EVHTTP_REQ_PATCH);
+				   EVHTTP_REQ_PATCH | API_EVHTTP_REQ_UNKNOWN);
 	evhttp_set_gencb(api->http, handle, api);
 	sock = evhttp_bind_socket_with_handle(api->http, cfg->http_host,
 					      (ev_uint16_t)cfg->http_port);
