@@ -1277,10 +1277,11 @@ static void handle(struct evhttp_request *req, void *arg)
 	char *segs[API_MAX_SEGS];
 	int n, i;
 
-	/* evhttp reads no body for a method it does not know: whatever body
-	 * follows would be taken for the next request, so the answer (a 405)
-	 * closes the connection. */
-	if ((int)m == API_EVHTTP_REQ_UNKNOWN &&
+	/* evhttp reads no body for TRACE, HEAD or a method it does not know:
+	 * whatever body follows would be taken for the next request on the
+	 * connection, so their answer closes it. */
+	if (((int)m == API_EVHTTP_REQ_UNKNOWN || m == EVHTTP_REQ_TRACE ||
+	     m == EVHTTP_REQ_HEAD) &&
 	    evhttp_add_header(evhttp_request_get_output_headers(req),
 			      "Connection", "close") < 0)
 		log_debug("cannot add header", "name=%s", "Connection");
