@@ -36,7 +36,7 @@ for f in "$src"/service/console/*; do
 	fi
 done
 grep -Eq '<script( [^>]*)?>[^<]' "$src/service/console/index.html" && fail "inline script in index.html"
-grep -Eq ' style=|on[a-z]+=' "$src/service/console/index.html" && fail "inline style or handler in index.html"
+grep -Eq ' (style|on[a-z]+)=' "$src/service/console/index.html" && fail "inline style or handler in index.html"
 grep -q 'innerHTML\|outerHTML\|insertAdjacentHTML\|document.write\|eval(' "$src/service/console/app.js" &&
 	fail "app.js writes HTML or evaluates strings"
 
