@@ -91,6 +91,13 @@
     return td;
   }
 
+  // "2026-12-03T10:35:17.885Z" -> "2026-12-03 10:35:17 UTC" (the API's
+  // times are UTC RFC 3339); anything else is shown as it came.
+  function when(s) {
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(s || '');
+    return m ? m[1] + ' ' + m[2] + ' UTC' : (s || '');
+  }
+
   function button(label, cls, onClick) {
     const b = document.createElement('button');
     b.type = 'button';
@@ -230,16 +237,27 @@
       cell(tr, 'c-enabled', w.enabled ? 'Yes' : 'No');
       cell(tr, 'c-period', w.notificationPeriod || '');
       cell(tr, 'c-value', w.notificationPeriodValue === null ? '' : w.notificationPeriodValue);
-      cell(tr, 'c-created', w.createdAt);
-      cell(tr, 'c-updated', w.updatedAt);
+      const times = cell(tr, 'c-times', '');
+      [['c-created', 'created ', w.createdAt], ['c-updated', 'updated ', w.updatedAt]].forEach((x) => {
+        const div = document.createElement('div');
+        const label = document.createElement('span');
+        label.className = 'label';
+        setText(label, x[1]);
+        const t = document.createElement('span');
+        t.className = x[0];
+        setText(t, when(x[2]));
+        div.appendChild(label);
+        div.appendChild(t);
+        times.appendChild(div);
+      });
       const d = cell(tr, 'c-disabled', '');
       if (w.disabledAt) {
-        const when = document.createElement('div');
-        setText(when, w.disabledAt);
+        const at = document.createElement('div');
+        setText(at, when(w.disabledAt));
         const why = document.createElement('div');
         why.className = 'reason';
         setText(why, w.disabledReason || '');
-        d.appendChild(when);
+        d.appendChild(at);
         d.appendChild(why);
       }
       const act = cell(tr, 'c-actions', '');
@@ -435,7 +453,7 @@
     setText($('attempts-title'), 'Attempts: ' + w.event + ' \u2192 ' + w.target);
     show($('attempts-enable'), !w.enabled);
     const dis = $('attempts-disabled');
-    setText(dis, w.enabled ? '' : 'Disabled since ' + w.disabledAt + ': ' + (w.disabledReason || ''));
+    setText(dis, w.enabled ? '' : 'Disabled since ' + when(w.disabledAt) + ': ' + (w.disabledReason || ''));
     show(dis, !w.enabled);
     show($('attempts'), true);
     try {
@@ -452,9 +470,9 @@
     show($('attempts-empty'), items.length === 0);
     items.forEach((a) => {
       const tr = document.createElement('tr');
-      tr.className = a.error === null ? 'ok' : 'failed';
+      tr.className = a.error === null ? 'a-ok' : 'a-failed';
       if (a.test) tr.classList.add('is-test');
-      cell(tr, 'a-at', a.at);
+      cell(tr, 'a-at', when(a.at));
       cell(tr, 'a-event', a.test ? 'test' : a.eventId);
       cell(tr, 'a-attempt', a.attempt);
       cell(tr, 'a-status', a.status === null ? '\u2014' : a.status);
@@ -472,6 +490,8 @@
     b.disabled = true;
     setText($('test-outcome'), 'Sending\u2026');
     setText($('test-response'), '');
+    show($('test-response'), false);
+    $('test-result').className = 'test-result';
     show($('test-result'), true);
     try {
       const r = await api('POST', companyPath('/webhooks/' + encodeURIComponent(w.id) + '/test'));
@@ -482,6 +502,7 @@
         (o.status === null ? '' : 'HTTP ' + o.status + ', ') + o.error) +
         ' (' + o.durationMs + ' ms)');
       setText($('test-response'), o.responseBody || '');
+      show($('test-response'), !!o.responseBody);
       await openAttempts(w);
     } catch (err) {
       setText($('test-outcome'), 'Failed: ' + err.message);
