@@ -228,6 +228,7 @@
     const tbody = $('webhooks').querySelector('tbody');
     tbody.textContent = '';
     show($('list-empty'), state.webhooks.length === 0);
+    show($('webhooks'), state.webhooks.length > 0);
     state.webhooks.forEach((w) => {
       const tr = document.createElement('tr');
       tr.dataset.id = w.id;
@@ -468,6 +469,7 @@
     const tbody = $('attempts-table').querySelector('tbody');
     tbody.textContent = '';
     show($('attempts-empty'), items.length === 0);
+    show($('attempts-table'), items.length > 0);
     items.forEach((a) => {
       const tr = document.createElement('tr');
       tr.className = a.error === null ? 'a-ok' : 'a-failed';

@@ -14,7 +14,8 @@ set -eu
 
 BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
 libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
-TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang"
+TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang
+python3 python3-venv python3-pip chromium chromium-driver"
 
 case "${1:-}" in
 --build-only) PACKAGES=$BUILD_PACKAGES ;;
