@@ -20,6 +20,8 @@
 #include "promo_webhooks/samples.h"
 #include "promo_webhooks/sign.h"
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -24,12 +24,16 @@
 #include "promo_webhooks/kafka.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/match.h"
+#include "promo_webhooks/notice.h"
 #include "promo_webhooks/offsets.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/render.h"
 #include "promo_webhooks/retryjob.h"
 #include "promo_webhooks/sign.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
+#include "promo_webhooks/store_hooks.h"
 
 /* Intake resumes when pending deliveries fall to this share of the bound. */
 #define PIPELINE_RESUME_NUM 3
@@ -1120,9 +1124,19 @@ static void notices_claimed(void *arg, enum store_status status,
 		nf->p = p;
 		nf->next = p->notices;
 		p->notices = nf;
+		/* The outbox keeps the notice's fields; its message, prose
+		 * included, is rendered here (notice.c). */
+		buf_reset(&p->scratch);
+		if (notice_render(items[i].payload, items[i].payload_len, &p->scratch,
+				  err, sizeof(err)) < 0) {
+			log_error("unreadable notice left in the outbox", "notice=%s reason=\"%s\"",
+				  nf->id, err);
+			notice_forget(nf);
+			continue;
+		}
 		if (kafka_produce(p->kafka, p->cfg->email_topic, items[i].key,
-				  items[i].key ? strlen(items[i].key) : 0, items[i].payload,
-				  items[i].payload_len, NULL, 0, notice_produced, nf, err,
+				  items[i].key ? strlen(items[i].key) : 0, buf_str(&p->scratch),
+				  p->scratch.len, NULL, 0, notice_produced, nf, err,
 				  sizeof(err)) < 0) {
 			p->counters.kafka_errors++;
 			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id, err);

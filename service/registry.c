@@ -12,6 +12,7 @@
  */
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/log.h"
+#include "promo_webhooks/store_hooks.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,6 +3,7 @@
  * include/promo_webhooks/retryjob.h. Pure.
  */
 #include "promo_webhooks/retryjob.h"
+#include "promo_webhooks/sign.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,6 +52,38 @@ static char *string_member(yajl_val root, const char *name)
 	return s ? strdup(s) : NULL;
 }
 
+/*
+ * A period occurrence's event id "<promotionId>:<date>:<at>", its message
+ * id and attempt 1 (retryjob.h). Returns 0, or -1 when it lacks a member.
+ */
+static int occurrence_ids(yajl_val root, struct retry_job *job)
+{
+	const char *p_promotion[] = { "promotionId", NULL };
+	const char *p_date[] = { "date", NULL };
+	const char *p_at[] = { "at", NULL };
+	yajl_val x = yajl_tree_get(root, p_promotion, yajl_t_string);
+	yajl_val date = yajl_tree_get(root, p_date, yajl_t_string);
+	yajl_val at = yajl_tree_get(root, p_at, yajl_t_string);
+	char id[SIGN_MESSAGE_ID_LEN];
+	struct buf eid;
+
+	if (!x || !date || !at)
+		return -1;
+	buf_init(&eid, 4096);
+	buf_addf(&eid, "%s:%s:%s", YAJL_GET_STRING(x), YAJL_GET_STRING(date),
+		 YAJL_GET_STRING(at));
+	if (eid.failed) {
+		buf_release(&eid);
+		return -1;
+	}
+	job->event_id = buf_detach(&eid, NULL);
+	buf_release(&eid);
+	sign_message_id(RETRY_JOB_PERIOD_SOURCE, job->event_id, job->webhook_id, "", id);
+	job->message_id = strdup(id);
+	job->attempt = 1;
+	return job->event_id && job->message_id ? 0 : -1;
+}
+
 int retry_job_decode(struct retry_job *job, const char *text, size_t len,
 		     char *err, size_t errlen)
 {
@@ -77,6 +110,11 @@ int retry_job_decode(struct retry_job *job, const char *text, size_t len,
 	job->webhook_id = string_member(root, "webhookId");
 	job->message_id = string_member(root, "messageId");
 	job->event_id = string_member(root, "eventId");
+	if (!job->message_id && !job->event_id && job->webhook_id &&
+	    occurrence_ids(root, job) < 0) {
+		snprintf(err, errlen, "period occurrence lacks a member");
+		goto out;
+	}
 	job->company_id = string_member(root, "companyId");
 	job->occurred_at = string_member(root, "occurredAt");
 	job->data = string_member(root, "data");
@@ -93,12 +131,15 @@ int retry_job_decode(struct retry_job *job, const char *text, size_t len,
 		goto out;
 	}
 	v = yajl_tree_get(root, p_attempt, yajl_t_number);
-	if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1 ||
-	    YAJL_GET_INTEGER(v) > 1000) {
+	if (job->attempt == 1 && !v) {
+		/* a period occurrence: its first attempt */
+	} else if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1 ||
+		   YAJL_GET_INTEGER(v) > 1000) {
 		snprintf(err, errlen, "retry job has a bad attempt number");
 		goto out;
+	} else {
+		job->attempt = (int)YAJL_GET_INTEGER(v);
 	}
-	job->attempt = (int)YAJL_GET_INTEGER(v);
 	if (period) {
 		v = yajl_tree_get(root, p_value, yajl_t_number);
 		if (period_unit_parse(period, &job->period) < 0 ||

@@ -15,6 +15,7 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_promos.h"
 #include "promo_webhooks/webhook.h"
 
 #include <inttypes.h>

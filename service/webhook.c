@@ -689,6 +689,34 @@ static int check_period(const struct webhook *nw, struct webhook_error *err)
 	return 0;
 }
 
+int webhook_disable(struct webhook *wh, int64_t at_ms, const char *reason)
+{
+	if (set_str(&wh->disabled_reason, reason) < 0)
+		return -1;
+	wh->enabled = 0;
+	wh->disabled_at_ms = at_ms;
+	if (wh->updated_at_ms < at_ms)
+		wh->updated_at_ms = at_ms;
+	return 0;
+}
+
+void webhook_format_window(int64_t window_ms, char *out, size_t outlen)
+{
+	if (window_ms % 1000 == 0)
+		snprintf(out, outlen, "%lld s", (long long)(window_ms / 1000));
+	else
+		snprintf(out, outlen, "%lld ms", (long long)window_ms);
+}
+
+void webhook_failure_reason(long count, int64_t window_ms, char *out,
+			    size_t outlen)
+{
+	char span[32];
+
+	webhook_format_window(window_ms, span, sizeof(span));
+	snprintf(out, outlen, "%ld failed deliveries within %s", count, span);
+}
+
 int webhook_apply_json(struct webhook *wh, enum webhook_write mode,
 		       const char *body, size_t len, int64_t now_ms,
 		       int *reenabled, struct webhook_error *err)
@@ -766,8 +794,7 @@ int webhook_apply_json(struct webhook *wh, enum webhook_write mode,
 	} else if (!nw.enabled && (was_enabled || mode == WEBHOOK_CREATE)) {
 		/* Switched off by the client: record when and why, so the
 		 * webhook reads the same as one the failure rule disabled. */
-		nw.disabled_at_ms = now_ms;
-		if (set_str(&nw.disabled_reason, reason_api) < 0) {
+		if (webhook_disable(&nw, now_ms, reason_api) < 0) {
 			set_error(err, "internal", NULL, "out of memory");
 			goto out;
 		}

@@ -116,6 +116,20 @@ int webhook_apply_json(struct webhook *wh, enum webhook_write mode,
 
 /* The API view: every field but the secret, plus hasSecret. */
 int webhook_to_json(const struct webhook *wh, struct buf *out);
+/*
+ * Disables wh: enabled false, disabledAt = at_ms, disabledReason = reason,
+ * updatedAt moved up to at_ms if it is earlier. The one place a disable is
+ * written, whether the admin API or the failure rule asks for it. Returns
+ * 0, or -1 when out of memory (wh unchanged).
+ */
+int webhook_disable(struct webhook *wh, int64_t at_ms, const char *reason);
+/* The failure rule's reason, "3 failed deliveries within 3600 s" (or
+ * "... within 1500 ms" for a window that is not whole seconds). */
+void webhook_failure_reason(long count, int64_t window_ms, char *out,
+			    size_t outlen);
+/* A window as the failure rule writes it: "3600 s" or "1500 ms". */
+void webhook_format_window(int64_t window_ms, char *out, size_t outlen);
+
 /* The stored form (includes the secret); webhook_from_storage parses it. */
 int webhook_to_storage(const struct webhook *wh, struct buf *out);
 int webhook_from_storage(struct webhook *wh, const char *json, size_t len);

@@ -18,7 +18,7 @@
  *      windows, at most 1000 claims a pass) until one claims nothing;
  *   4. TICKS steady ticks, one simulated second apart;
  *   5. the same ticks with 10 promotions' dates moved into open windows
- *      before each (the pw:promo-fresh path);
+ *      before each (the {pw}:promo-fresh path);
  *   6. for comparison, ticks where every hook looks at its whole window
  *      (what a scan without the per-hook marks would cost every tick).
  * Prints the time per pass as the client sees it (loopback round trip
@@ -27,6 +27,9 @@
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "promo_webhooks/webhook.h"
 #include "itest.h"
 
@@ -107,7 +110,7 @@ static size_t pass(int64_t now, const struct store_period_hook *hooks,
 	char text[40];
 	int64_t t0;
 
-	itest_cmd_ok(raw, "DEL pw:scheduler:lock");
+	itest_cmd_ok(raw, "DEL {pw}:scheduler:lock");
 	event_format_time(now, text, sizeof(text));
 	memset(&r, 0, sizeof(r));
 	t0 = itest_now_ms();
@@ -275,7 +278,7 @@ int main(int argc, char **argv)
 	memset(&whole, 0, sizeof(whole));
 	for (k = 2 * ticks + 1; k <= 2 * ticks + 10; k++) {
 		for (i = 0; i < n_hooks; i++)
-			itest_cmd_ok(raw, "DEL pw:sched:%s:%s", ids[i],
+			itest_cmd_ok(raw, "DEL {pw}:sched:%s:%s", ids[i],
 				     i % 2 ? "end" : "start");
 		claimed = pass(now0 + k * 1000, hooks, (size_t)n_hooks, &ms);
 		stats_add(&whole, ms, claimed);

@@ -92,7 +92,7 @@ wait_for 10 "the outbox empty" metric_is promo_webhooks_notices_pending 0
 info "re-enabling clears the history: one more failure does not disable"
 api PATCH "/v1/companies/acme/webhooks/$W1" '{"enabled":true}'
 [ "$HTTP_STATUS" = 200 ] || fail "PATCH enabled: HTTP $HTTP_STATUS"
-[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" exists "pw:failures:$W1")" = 0 ] ||
+[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" exists "{pw}:failures:$W1")" = 0 ] ||
 	fail "re-enabling left the failure history in place"
 wait_for 5 "the cache to see w1 enabled" metric_is promo_webhooks_registry_webhooks_enabled 1
 produce_events acme $TYPE e 1

@@ -34,7 +34,7 @@ rc=0
 wait "$SVC_PID" || rc=$?
 [ "$rc" -eq 137 ] || fail "the service exited $rc, want 137 from the fault point"
 grep -q '"test fault: exiting right after the disable"' "$T/faulty.log" || fail "the fault point was not reached"
-[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:outbox)" = 1 ] || fail "the notice is not in the outbox"
+[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard {pw}:outbox)" = 1 ] || fail "the notice is not in the outbox"
 [ "$(notices_for "$W")" -eq 0 ] || fail "the notice was published before the fault point"
 
 unset PROMO_WEBHOOKS_TEST_FAULT
@@ -61,11 +61,11 @@ kill -STOP "$kpid"
 resume_kafka() { kill -CONT "$kpid" 2>/dev/null || true; }
 trap 'resume_kafka; cleanup' EXIT
 wait_for 30 "f disabled while Kafka is frozen" webhook_disabled acme "$W2"
-[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:outbox)" = 1 ] || fail "the notice is not in the outbox"
+[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard {pw}:outbox)" = 1 ] || fail "the notice is not in the outbox"
 resume_kafka
 info "Kafka resumed"
 wait_for 120 "the notice published after Kafka is back" topic_has "$TOPIC.email" 1 "$W2"
-wait_for 30 "the outbox empty" zcard_is pw:outbox 0
+wait_for 30 "the outbox empty" zcard_is {pw}:outbox 0
 [ "$(notices_for "$W2")" -eq 1 ] || fail "want exactly 1 notice for f, got $(notices_for "$W2")"
 stop_service
 echo "PASS"

@@ -199,5 +199,29 @@ consumed=$(series_value "$T/drained.prom" promo_webhooks_events_consumed_total)
 committed=$(awk -v t="$TOPIC" 'index($1, "promo_webhooks_kafka_committed_offset{") == 1 && index($1, "topic=\"" t "\"") { s += $2; n++ }
 	END { print n + 0, s + 0 }' "$T/drained.prom")
 [ "$committed" = "$PARTS $N" ] || fail "committed offsets (partitions, sum) = $committed, want $PARTS $N"
+
+# The README's metrics table is the one list of what /metrics exports: the
+# same families, each with the same type and label names (le aside).
+readme=$PW_SCRIPTS/../../README.md
+awk -F'|' '$2 ~ /^ `promo_webhooks_[a-z0-9_]+` $/ {
+	n = $2; gsub(/[ `]/, "", n); t = $3; gsub(/ /, "", t); l = $4; gsub(/ /, "", l)
+	print n, t, (l == "" ? "-" : l) }' "$readme" | sort >"$T/metrics.readme"
+[ -s "$T/metrics.readme" ] || fail "no metrics table (| \`promo_webhooks_...\` |) in $readme"
+awk '/^# TYPE / { type[$3] = $4; next }
+	/^#/ { next }
+	{	name = $1; labels = ""
+		b = index(name, "{")
+		if (b) { labels = substr(name, b + 1); name = substr(name, 1, b - 1); sub(/}$/, "", labels) }
+		if (!(name in type)) sub(/_(bucket|sum|count)$/, "", name)
+		k = ""
+		nl = split(labels, kv, /",/)
+		for (i = 1; i <= nl; i++) { split(kv[i], p, "="); if (p[1] != "le") k = k (k == "" ? "" : ",") p[1] }
+		if (!(name in lab)) lab[name] = k
+	}
+	END { for (n in type) print n, type[n], (lab[n] == "" ? "-" : lab[n]) }' "$T/drained.prom" | sort >"$T/metrics.scraped"
+if ! diff "$T/metrics.readme" "$T/metrics.scraped" >"$T/metrics.diff"; then
+	fail "README.md's metrics table (<) and /metrics (>) disagree: $(grep '^[<>]' "$T/metrics.diff" | tr '\n' ';')"
+fi
+info "README's metrics table matches /metrics: $(wc -l <"$T/metrics.scraped") families"
 stop_service
 echo "PASS"

@@ -214,11 +214,13 @@ rc=$?
 set -e
 [ "$rc" -eq 137 ] || fail "the replica exited $rc, want 137 (exit-after-claim)"
 [ "$(count /start P-kill)" -eq 0 ] || fail "P-kill was delivered before the replica died"
-MID=$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" hvals pw:retry-jobs | jq -r 'select(.eventId | startswith("P-kill:")) | .messageId')
-[ -n "$MID" ] || fail "the claimed occurrence is not queued in Redis"
-# msg_ + 32 hex of SHA-1(webhook NUL promotion NUL start NUL S)
-want=msg_$(printf '%s\0%s\0%s\0%s' "$W_START" P-kill start "$S_KILL" | sha1sum | cut -c1-32)
-[ "$MID" = "$want" ] || fail "queued message id $MID, want $want"
+redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" hvals {pw}:retry-jobs |
+	jq -e 'select(.promotionId == "P-kill")' >/dev/null ||
+	fail "the claimed occurrence is not queued in Redis"
+# msg_ + 32 hex of SHA-256(source NUL eventId NUL webhook NUL) (sign.c;
+# source urn:promo-webhooks:period, eventId <promotion>:start:<S>)
+MID=msg_$(printf 'urn:promo-webhooks:period\0%s\0%s\0' "P-kill:start:$S_KILL" "$W_START" |
+	sha256sum | cut -c1-32)
 unset PROMO_WEBHOOKS_TEST_FAULT
 start_service restarted
 wait_for 30 "P-kill delivered after the restart" delivered /start P-kill

@@ -127,8 +127,8 @@ wait_for 30 "/readyz 200 again" readyz_is 200 true
 info "/readyz 200 after $((($(date +%s%N) - t0) / 1000000)) ms"
 
 wait_for 60 "all offsets of $GROUP committed" all_committed
-zcard_is "pw:failures:$FAIL_ID" 5 ||
-	fail "failure set of the 500 webhook has $(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard "pw:failures:$FAIL_ID") entries, want 5"
+zcard_is "{pw}:failures:$FAIL_ID" 5 ||
+	fail "failure set of the 500 webhook has $(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard "{pw}:failures:$FAIL_ID") entries, want 5"
 api GET "/v1/companies/globex/webhooks/$FAIL_ID/attempts"
 [ "$HTTP_STATUS" = 200 ] || fail "GET attempts: HTTP $HTTP_STATUS"
 jq -e '(.items | length) == 5 and all(.items[]; .status == 500)

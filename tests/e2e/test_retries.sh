@@ -37,7 +37,7 @@ ids=$(jq -r 'select(.path == "/r1") | .headers["webhook-id"]' "$RECV_LOG" | sort
 jq -s -e '[.[] | select(.path == "/r1")] | all((.body | fromjson | .id) == .headers["webhook-id"])' "$RECV_LOG" >/dev/null ||
 	fail "the body id differs from the webhook-id header"
 wait_for 10 "no retry pending" metric_is promo_webhooks_retries_pending 0
-[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard "pw:failures:$R1")" = 1 ] ||
+[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard "{pw}:failures:$R1")" = 1 ] ||
 	fail "want exactly 1 recorded failure for r1"
 api GET "/v1/companies/acme/webhooks/$R1/attempts"
 jq -e '(.items | length) == 2 and .items[0].attempt == 2 and .items[0].status == 200
@@ -55,7 +55,7 @@ produce_events acme $TYPE y 1
 wait_for 30 "the first attempt at r2" recorded_at_least /r2 2
 wait_for 10 "the retry pending in Redis" metric_is promo_webhooks_retries_pending 1
 stop_service
-[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard pw:retries)" = 1 ] ||
+[ "$(redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" zcard {pw}:retries)" = 1 ] ||
 	fail "the pending retry did not survive the shutdown"
 set_rule "$RECV_PORT" /r2 200
 start_service third

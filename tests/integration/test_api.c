@@ -10,6 +10,9 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "testutil.h"
 #include "itest.h"
 
@@ -521,14 +524,14 @@ static void test_webhooks(struct registry *reg)
 	CHECK(jstr(&r, "disabledAt", NULL) != NULL);
 	CHECK_STR(jstr(&r, "target", NULL), "https://hooks.acme.example/v2");
 	resp_free(&r);
-	itest_cmd_ok(raw, "ZADD pw:failures:%s 1 a 2 b 3 c", id);
+	itest_cmd_ok(raw, "ZADD {pw}:failures:%s 1 a 2 b 3 c", id);
 	SEND(&r, EVHTTP_REQ_PATCH, path, "{\"enabled\":true}");
 	CHECK_INT(r.code, 200);
 	CHECK(YAJL_IS_TRUE(jget(&r, "enabled", NULL)));
 	CHECK(YAJL_IS_NULL(jget(&r, "disabledAt", NULL)));
 	CHECK(YAJL_IS_NULL(jget(&r, "disabledReason", NULL)));
 	resp_free(&r);
-	rr = itest_cmd(raw, "EXISTS pw:failures:%s", id);
+	rr = itest_cmd(raw, "EXISTS {pw}:failures:%s", id);
 	CHECK_INT(rr->integer, 0);
 	freeReplyObject(rr);
 	SEND(&r, EVHTTP_REQ_PATCH, path, "{\"notificationPeriodValue\":0}");
@@ -543,13 +546,13 @@ static void test_webhooks(struct registry *reg)
 	/* PUT re-enables too, and clears the history */
 	SEND(&r, EVHTTP_REQ_PATCH, path, "{\"enabled\":false}");
 	resp_free(&r);
-	itest_cmd_ok(raw, "ZADD pw:failures:%s 1 a", id);
+	itest_cmd_ok(raw, "ZADD {pw}:failures:%s 1 a", id);
 	SEND(&r, EVHTTP_REQ_PUT, path,
 	     "{\"event\":\"Promotion.Updated\",\"target\":\"https://hooks.acme.example/v3\",\"enabled\":true}");
 	CHECK_INT(r.code, 200);
 	CHECK(YAJL_IS_TRUE(jget(&r, "enabled", NULL)));
 	resp_free(&r);
-	rr = itest_cmd(raw, "EXISTS pw:failures:%s", id);
+	rr = itest_cmd(raw, "EXISTS {pw}:failures:%s", id);
 	CHECK_INT(rr->integer, 0);
 	freeReplyObject(rr);
 
@@ -827,7 +830,7 @@ static void test_concurrent_patches(void)
 		evhttp_connection_free(conns[i]);
 	}
 	{
-		redisReply *rr = itest_cmd(raw, "HGET pw:webhooks %s", id);
+		redisReply *rr = itest_cmd(raw, "HGET {pw}:webhooks %s", id);
 
 		memset(&got, 0, sizeof(got));
 		got.json = rr->type == REDIS_REPLY_STRING ? yajl_tree_parse(rr->str, NULL, 0) : NULL;

@@ -7,7 +7,11 @@
  * a flushed script cache.
  */
 #include "promo_webhooks/log.h"
+#include "promo_webhooks/notice.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "promo_webhooks/webhook.h"
 #include "testutil.h"
 #include "itest.h"
@@ -279,13 +283,13 @@ static long long raw_int(const char *fmt, const char *arg)
 
 static long long version_now(void)
 {
-	return raw_int("GET %s", "pw:version");
+	return raw_int("GET %s", "{pw}:version");
 }
 
 /* The stored document of webhook id, parsed as every reader parses it. */
 static int stored_webhook(const char *id, struct webhook *wh, char **doc)
 {
-	redisReply *rr = itest_cmd(raw, "HGET pw:webhooks %s", id);
+	redisReply *rr = itest_cmd(raw, "HGET {pw}:webhooks %s", id);
 	int rc = -1;
 
 	webhook_init(wh);
@@ -336,7 +340,7 @@ static void list_attempts(struct attempts *a, const char *id)
 /* How many notices of webhook id are stored. */
 static int notices_of(const char *id)
 {
-	redisReply *rr = itest_cmd(raw, "HKEYS pw:notices");
+	redisReply *rr = itest_cmd(raw, "HKEYS {pw}:notices");
 	size_t i, len = strlen(id);
 	int n = 0;
 
@@ -405,6 +409,8 @@ static void test_disable(void)
 	long long v0, v1;
 	char *doc = NULL;
 	yajl_val notice, failures, f;
+	struct buf msg;
+	char rerr[128];
 	char ts[32];
 
 	memset(&c, 0, sizeof(c));
@@ -419,9 +425,9 @@ static void test_disable(void)
 	CHECK_INT(wh.enabled, 1);
 	CHECK_INT(wh.revision, 1);
 	webhook_release(&wh);
-	CHECK_INT(raw_int("ZCARD pw:failures:%s", id), 2);
+	CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), 2);
 	{
-		long long ttl = raw_int("PTTL pw:failures:%s", id);
+		long long ttl = raw_int("PTTL {pw}:failures:%s", id);
 
 		CHECK(ttl > 0 && ttl <= WINDOW_MS);
 	}
@@ -460,8 +466,13 @@ static void test_disable(void)
 	if (c.n == 1) {
 		CHECK_STR(c.key[0], id);
 		CHECK(strncmp(c.id[0], id, strlen(id)) == 0);
-		CHECK(strstr(c.payload[0], "\\/") == NULL);
-		notice = jparse(c.payload[0]);
+		/* the outbox keeps the fields; the relay renders the message */
+		buf_init(&msg, (size_t)1 << 20);
+		CHECK_INT(notice_render(c.payload[0], strlen(c.payload[0]), &msg, rerr,
+					sizeof(rerr)), 0);
+		CHECK(strstr(buf_str(&msg), "\\/") == NULL);
+		notice = jparse(buf_str(&msg));
+		buf_release(&msg);
 		CHECK(notice != NULL);
 		if (notice) {
 			CHECK_STR(jstring(notice, "type"), "WebhookDisabled");
@@ -569,16 +580,16 @@ static void test_window(void)
 	CHECK_INT(fail_at(id, T0 + 1000, 500, NULL), STORE_FAILURE_COUNTED);
 	/* past the window: both earlier ones are trimmed */
 	CHECK_INT(fail_at(id, T0 + 1000 + WINDOW_MS + 1, 500, NULL), STORE_FAILURE_COUNTED);
-	CHECK_INT(raw_int("ZCARD pw:failures:%s", id), 1);
+	CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), 1);
 	/* the boundary: at T, T+4999, T+5000 the first is out (2 left)... */
 	{
 		int64_t t = T0 + 20000;
 
 		CHECK_INT(fail_at(id, t, 500, NULL), STORE_FAILURE_COUNTED);
-		CHECK_INT(raw_int("ZCARD pw:failures:%s", id), 1);
+		CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), 1);
 		CHECK_INT(fail_at(id, t + WINDOW_MS - 1, 500, NULL), STORE_FAILURE_COUNTED);
 		CHECK_INT(fail_at(id, t + WINDOW_MS, 500, NULL), STORE_FAILURE_COUNTED);
-		CHECK_INT(raw_int("ZCARD pw:failures:%s", id), 2);
+		CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), 2);
 		/* ...and T+4999, T+5000, T+5001 are three within 5 s */
 		CHECK_INT(fail_at(id, t + WINDOW_MS + 1, 500, NULL), STORE_FAILURE_DISABLED);
 	}
@@ -622,7 +633,7 @@ static void test_same_ms(void)
 	f.threshold = 2;
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_COUNTED);
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_DISABLED);
-	CHECK_INT(raw_int("ZCARD pw:failures:%s", id), 2);
+	CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), 2);
 }
 
 /* Two replicas racing on one webhook: one disable, one notice. */
@@ -657,7 +668,7 @@ static void test_race(void)
 	CHECK_INT(inactive, 20 - THRESHOLD);
 	CHECK_INT(notices_of(id), 1);
 	CHECK_INT(version_now(), v0 + 1);
-	CHECK_INT(raw_int("LLEN pw:attempts:%s", id), 20);
+	CHECK_INT(raw_int("LLEN {pw}:attempts:%s", id), 20);
 }
 
 /* Retries: pending until due, claimed once per lease, removed by the
@@ -717,8 +728,8 @@ static void test_retries(void)
 	f.next_job = job;
 	f.next_due_ms = due + 600000;
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_COUNTED);
-	CHECK_INT(raw_int("HEXISTS pw:retry-jobs %s", rid), 0);
-	CHECK_INT(raw_int("ZSCORE pw:retries %s", rid), 0);
+	CHECK_INT(raw_int("HEXISTS {pw}:retry-jobs %s", rid), 0);
+	CHECK_INT(raw_int("ZSCORE {pw}:retries %s", rid), 0);
 	n = get_counts();
 	CHECK_INT(n.retries, 1);
 	claim_retries(&c, due + 600000, 30000);
@@ -744,8 +755,8 @@ static void test_retries(void)
 	}
 	n = get_counts();
 	CHECK_INT(n.retries, 0);
-	CHECK_INT(raw_int("HLEN pw:retry-jobs%s", ""), 0);
-	CHECK_INT(raw_int("LLEN pw:attempts:%s", id), 3);
+	CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), 0);
+	CHECK_INT(raw_int("LLEN {pw}:attempts:%s", id), 3);
 
 	/* a disabling failure schedules no retry */
 	failure_init(&f, id, T0, 500, NULL);
@@ -790,14 +801,14 @@ static void test_retries(void)
 	CHECK_INT(c.n, 0);
 	n = get_counts();
 	CHECK_INT(n.retries, 0);
-	CHECK_INT(raw_int("HLEN pw:retry-jobs%s", ""), 0);
+	CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), 0);
 	/* and a deleted webhook's failure leaves nothing behind */
 	failure_init(&f, gone, T0, 500, NULL);
 	f.next_job = job;
 	f.next_due_ms = due;
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_INACTIVE);
-	CHECK_INT(raw_int("EXISTS pw:attempts:%s", gone), 0);
-	CHECK_INT(raw_int("EXISTS pw:failures:%s", gone), 0);
+	CHECK_INT(raw_int("EXISTS {pw}:attempts:%s", gone), 0);
+	CHECK_INT(raw_int("EXISTS {pw}:failures:%s", gone), 0);
 	n = get_counts();
 	CHECK_INT(n.retries, 0);
 	claimed_reset(&c);
@@ -852,7 +863,7 @@ static void test_outbox(void)
 	}
 	n = get_counts();
 	CHECK_INT(n.notices, 0);
-	CHECK_INT(raw_int("HLEN pw:notices%s", ""), 0);
+	CHECK_INT(raw_int("HLEN {pw}:notices%s", ""), 0);
 	claim_outbox(&again, now + 999999999, 30000);
 	CHECK_INT(again.n, 0);
 	claimed_reset(&c);
@@ -916,9 +927,9 @@ static void test_attempt_log(void)
 		}
 		yajl_tree_free(v);
 	}
-	CHECK_INT(raw_int("EXISTS pw:attempts:%s", "ffffffffffffffffffffffffffffffff"), 0);
+	CHECK_INT(raw_int("EXISTS {pw}:attempts:%s", "ffffffffffffffffffffffffffffffff"), 0);
 	{
-		long long ttl = raw_int("PTTL pw:attempts:%s", id);
+		long long ttl = raw_int("PTTL {pw}:attempts:%s", id);
 
 		CHECK(ttl > 29LL * 86400 * 1000);
 	}
@@ -946,7 +957,7 @@ static void test_attempt_log(void)
 		CHECK_INT(store_record_success(sa, &s, NULL, on_write, &w), 0);
 		wait_done(&w);
 		CHECK_INT(w.status, STORE_OK);
-		CHECK_INT(raw_int("EXISTS pw:attempts:%s", s.webhook_id), 0);
+		CHECK_INT(raw_int("EXISTS {pw}:attempts:%s", s.webhook_id), 0);
 		list_attempts(&at, s.webhook_id);
 		CHECK_INT(at.n, 0);
 	}
@@ -973,8 +984,8 @@ static void test_attempt_log(void)
 	CHECK_INT(store_webhook_delete(sa, COMPANY, id, on_write, &w), 0);
 	wait_done(&w);
 	CHECK_INT(w.status, STORE_OK);
-	CHECK_INT(raw_int("EXISTS pw:attempts:%s", id), 0);
-	CHECK_INT(raw_int("EXISTS pw:failures:%s", id), 0);
+	CHECK_INT(raw_int("EXISTS {pw}:attempts:%s", id), 0);
+	CHECK_INT(raw_int("EXISTS {pw}:failures:%s", id), 0);
 	attempts_reset(&at);
 }
 

@@ -13,6 +13,9 @@
 #include "promo_webhooks/match.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/store.h"
+#include "promo_webhooks/store_hooks.h"
+#include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/store_promos.h"
 #include "promo_webhooks/webhook.h"
 #include "testutil.h"
 #include "itest.h"
@@ -272,10 +275,10 @@ static void test_crud(struct replica *rp)
 	CHECK_INT(r.status, STORE_OK);
 
 	/* the layout behind it */
-	rr = itest_cmd(raw, "SISMEMBER pw:company:acme:webhooks %s", wh.id);
+	rr = itest_cmd(raw, "SISMEMBER {pw}:company:acme:webhooks %s", wh.id);
 	CHECK_INT(rr->integer, 1);
 	freeReplyObject(rr);
-	rr = itest_cmd(raw, "HGET pw:webhooks %s", wh.id);
+	rr = itest_cmd(raw, "HGET {pw}:webhooks %s", wh.id);
 	CHECK(rr->type == REDIS_REPLY_STRING && strstr(rr->str, "\"revision\":1") != NULL);
 	freeReplyObject(rr);
 
@@ -320,12 +323,12 @@ static void test_crud(struct replica *rp)
 	wait_result(&r);
 	CHECK_INT(r.status, STORE_CONFLICT);
 	wh.revision = 1;
-	itest_cmd_ok(raw, "ZADD pw:failures:%s 1 a 2 b", wh.id);
+	itest_cmd_ok(raw, "ZADD {pw}:failures:%s 1 a 2 b", wh.id);
 	result_reset(&r);
 	CHECK_INT(store_webhook_replace(rp->store, &wh, 0, on_write, &r), 0);
 	wait_result(&r);
 	CHECK_INT(r.status, STORE_OK);
-	rr = itest_cmd(raw, "EXISTS pw:failures:%s", wh.id);
+	rr = itest_cmd(raw, "EXISTS {pw}:failures:%s", wh.id);
 	CHECK_INT(rr->integer, 1); /* kept: not a re-enable */
 	freeReplyObject(rr);
 	wh.revision = 2;
@@ -333,7 +336,7 @@ static void test_crud(struct replica *rp)
 	CHECK_INT(store_webhook_replace(rp->store, &wh, 1, on_write, &r), 0);
 	wait_result(&r);
 	CHECK_INT(r.status, STORE_OK);
-	rr = itest_cmd(raw, "EXISTS pw:failures:%s", wh.id);
+	rr = itest_cmd(raw, "EXISTS {pw}:failures:%s", wh.id);
 	CHECK_INT(rr->integer, 0); /* re-enabling clears the failure history */
 	freeReplyObject(rr);
 	/* another company's id cannot be replaced through this one */
@@ -374,7 +377,7 @@ static void test_crud(struct replica *rp)
 	CHECK_INT(r.settings.payload_type, PAYLOAD_XML);
 
 	/* delete: only under its own company, and its failures go too */
-	itest_cmd_ok(raw, "ZADD pw:failures:%s 1 a", wh.id);
+	itest_cmd_ok(raw, "ZADD {pw}:failures:%s 1 a", wh.id);
 	result_reset(&r);
 	CHECK_INT(store_webhook_delete(rp->store, "globex", wh.id, on_write, &r), 0);
 	wait_result(&r);
@@ -387,10 +390,10 @@ static void test_crud(struct replica *rp)
 	CHECK_INT(store_webhook_delete(rp->store, COMPANY, wh.id, on_write, &r), 0);
 	wait_result(&r);
 	CHECK_INT(r.status, STORE_NOT_FOUND);
-	rr = itest_cmd(raw, "EXISTS pw:failures:%s", wh.id);
+	rr = itest_cmd(raw, "EXISTS {pw}:failures:%s", wh.id);
 	CHECK_INT(rr->integer, 0);
 	freeReplyObject(rr);
-	rr = itest_cmd(raw, "HEXISTS pw:webhooks %s", wh.id);
+	rr = itest_cmd(raw, "HEXISTS {pw}:webhooks %s", wh.id);
 	CHECK_INT(rr->integer, 0);
 	freeReplyObject(rr);
 
@@ -497,7 +500,7 @@ static void test_invalidation(struct replica *rp)
 	s.want_enabled = 0;
 	t0 = itest_now_ms();
 	{
-		redisReply *rr = itest_cmd(raw, "EVAL %s 2 pw:webhooks pw:version %s %s %s",
+		redisReply *rr = itest_cmd(raw, "EVAL %s 2 {pw}:webhooks {pw}:version %s %s %s",
 					   lua_disable, wh.id, "1748856700000", channel);
 
 		CHECK(rr->type == REDIS_REPLY_INTEGER);
@@ -543,8 +546,8 @@ static void test_invalidation(struct replica *rp)
 		silent.revision = 4;
 		buf_init(&doc, 0);
 		webhook_to_storage(&silent, &doc);
-		itest_cmd_ok(raw, "HSET pw:webhooks %s %b", silent.id, doc.data, doc.len);
-		itest_cmd_ok(raw, "INCR pw:version");
+		itest_cmd_ok(raw, "HSET {pw}:webhooks %s %b", silent.id, doc.data, doc.len);
+		itest_cmd_ok(raw, "INCR {pw}:version");
 		buf_release(&doc);
 		webhook_release(&silent);
 	}

@@ -14,8 +14,15 @@ set -eu
 
 BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev
 libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
-TEST_PACKAGES="libxml2-utils redis-server kcat jq curl maven default-jdk-headless clang
-python3 python3-venv python3-pip chromium chromium-driver"
+# Test components. On a minimal Debian 12 (debootstrap --variant=minbase, a
+# CI image) nothing else is there: ca-certificates for TLS to the package
+# registries (Maven Central, PyPI, the Go module proxy), libclang-rt-14-dev
+# for libFuzzer (clang only recommends it), python3 + pip + venv for the
+# Python validators and browser tests, unzip for the Go toolchain module
+# (tests/scripts/go.sh), chromium and chromium-driver for the console's
+# browser test (tests/api/test_console.sh).
+TEST_PACKAGES="ca-certificates libxml2-utils redis-server kcat jq curl maven default-jdk-headless
+clang libclang-rt-14-dev python3 python3-pip python3-venv unzip chromium chromium-driver"
 
 case "${1:-}" in
 --build-only) PACKAGES=$BUILD_PACKAGES ;;

@@ -8,6 +8,8 @@
 #         REDIS_PORT=N
 #         REDIS_URL=redis://127.0.0.1:N/0
 #       Log: STATE_DIR/redis.log, PID: STATE_DIR/redis.pid.
+#       When STATE_DIR/redis.conf exists, redis-server reads it first (e.g.
+#       ACL users; the PING probe then accepts NOAUTH as "up").
 #   tests/scripts/redis.sh stop STATE_DIR
 #       Stop it by its recorded PID (TERM, KILL after 10 s). redis.env is
 #       kept, so that restart-same-port can bring it back at that address.
@@ -92,12 +94,14 @@ launch_and_wait() {
     rm -f -- "$state/redis.pid"
     mkdir -p "$state/redis-data"
     server=$(command -v redis-server) || die "redis-server not found (run tests/scripts/deps.sh)"
+    conf=
+    if [ -f "$state/redis.conf" ]; then conf="$state/redis.conf"; fi
     if command -v start-stop-daemon >/dev/null 2>&1; then
         # Detached, with no inherited descriptors (a caller's pipe stays
         # closeable); the pid file holds redis-server itself.
         start-stop-daemon --start --background --make-pidfile \
             --pidfile "$state/redis.pid" --output "$log" \
-            --startas "$server" -- \
+            --startas "$server" -- ${conf:+"$conf"} \
             --port "$port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 \
             --daemonize no --dir "$state/redis-data" --loglevel warning ||
             die "start-stop-daemon failed to start redis-server"
@@ -110,7 +114,7 @@ launch_and_wait() {
         [ -n "$pid" ] || die "no pid file written for redis-server"
     else
         (
-            "$server" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 \
+            "$server" ${conf:+"$conf"} --port "$port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 \
                 --daemonize no --dir "$state/redis-data" --loglevel warning \
                 </dev/null >>"$log" 2>&1 &
             echo "$!" >"$state/redis.pid"
@@ -123,9 +127,10 @@ launch_and_wait() {
             rm -f -- "$state/redis.pid"
             return 1
         fi
-        if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" = "PONG" ]; then
-            return 0
-        fi
+        answer=$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)
+        case "$answer" in
+            PONG | NOAUTH*) return 0 ;;
+        esac
         sleep 0.1
         waited=$((waited + 1))
     done

@@ -1,8 +1,11 @@
 /*
  * Unit tests of retryjob: a job survives the round trip through its text
- * byte for byte (data included), and malformed jobs are refused.
+ * byte for byte (data included), malformed jobs are refused, and a period
+ * occurrence's plain fields become its first attempt's job with the message
+ * id derived in C.
  */
 #include "promo_webhooks/retryjob.h"
+#include "promo_webhooks/sign.h"
 #include "testutil.h"
 
 static void test_round_trip(void)
@@ -76,9 +79,36 @@ static void test_refused(void)
 	}
 }
 
+static void test_occurrence(void)
+{
+	static const char rec[] =
+		"{\"webhookId\":\"w1\",\"companyId\":\"acme\",\"promotionId\":\"P1\","
+		"\"date\":\"end\",\"at\":\"1767225660000\",\"occurredAt\":\"2026-01-01T00:00:00.000Z\","
+		"\"event\":\"Promotion.EndingInPeriod\",\"period\":\"Hours\",\"periodValue\":2,"
+		"\"data\":\"{\\\"promotionId\\\":\\\"P1\\\"}\"}";
+	static const char lacking[] =
+		"{\"webhookId\":\"w1\",\"companyId\":\"acme\",\"promotionId\":\"P1\","
+		"\"occurredAt\":\"t\",\"event\":\"Promotion.EndingInPeriod\",\"data\":\"{}\"}";
+	char want[SIGN_MESSAGE_ID_LEN], err[128];
+	struct retry_job job;
+
+	CHECK_INT(retry_job_decode(&job, rec, strlen(rec), err, sizeof(err)), 0);
+	CHECK_STR(job.event_id, "P1:end:1767225660000");
+	sign_message_id(RETRY_JOB_PERIOD_SOURCE, "P1:end:1767225660000", "w1", "", want);
+	CHECK_STR(job.message_id, want);
+	CHECK_INT(job.attempt, 1);
+	CHECK_INT(job.type, EVENT_PROMOTION_ENDING_IN_PERIOD);
+	CHECK_INT(job.period, PERIOD_HOURS);
+	CHECK_INT(job.period_value, 2);
+	CHECK_STR(job.data, "{\"promotionId\":\"P1\"}");
+	retry_job_release(&job);
+	CHECK_INT(retry_job_decode(&job, lacking, strlen(lacking), err, sizeof(err)), -1);
+}
+
 int main(void)
 {
 	test_round_trip();
+	test_occurrence();
 	test_refused();
 	return TEST_DONE();
 }
