@@ -8,7 +8,8 @@
 #     the document, auth, resources after create/delete), against the live
 #     service on real Redis and Kafka, finds no response that breaks the
 #     document and no 5xx (configuration: tests/api/schemathesis.toml).
-# PW_API_EXAMPLES (default 40) bounds the examples per operation and phase.
+# PW_API_EXAMPLES (default 40) bounds the examples per operation and phase;
+# PW_API_SEED replays a run (schemathesis prints its seed).
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/pytools.sh"
 
@@ -41,9 +42,11 @@ openapi-spec-validator "$T/served.yaml" || fail "the served document does not va
 
 info "schemathesis against $API (all checks)"
 # The seed is printed, so a failure can be replayed with --seed.
-if ! st --config-file "$(dirname "$0")/schemathesis.toml" run "$API/openapi.yaml" \
+if ! PYTHONPATH=$(cd "$(dirname "$0")" && pwd) SCHEMATHESIS_HOOKS=schemathesis_hooks \
+	st --config-file "$(dirname "$0")/schemathesis.toml" run "$API/openapi.yaml" \
 	-H "Authorization: Bearer $TOKEN" --checks all \
-	--max-examples "${PW_API_EXAMPLES:-40}" --workers 2 --no-color \
+	--max-examples "${PW_API_EXAMPLES:-40}" ${PW_API_SEED:+--seed "$PW_API_SEED"} \
+	--workers 2 --no-color \
 	--report junit --report-dir "$T/schemathesis" >"$T/schemathesis.out" 2>&1; then
 	cat "$T/schemathesis.out"
 	fail "schemathesis found responses that break the document (see above)"
