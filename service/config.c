@@ -88,14 +88,17 @@ static const struct config_var config_vars[] = {
 	{ PREFIX "TEST_FAULT", KIND_FAULT, "none", 0, 0, FIELD(test_fault), 0 },
 };
 
-/* librdkafka properties the service sets itself: a pass-through value
- * would silently break the dedicated variable or at-least-once delivery. */
-static const char *const rdkafka_refused[] = {
-	"bootstrap.servers",       /* PROMO_WEBHOOKS_KAFKA_BROKERS */
-	"metadata.broker.list",    /* alias of bootstrap.servers */
-	"group.id",                /* PROMO_WEBHOOKS_KAFKA_GROUP */
-	"enable.auto.offset.store", /* offsets are stored only when done */
-	"enable.auto.commit",      /* auto-commit commits what is stored */
+/* librdkafka properties the service sets itself (config.h). */
+const char *const config_rdkafka_refused[] = {
+	"bootstrap.servers",             /* PROMO_WEBHOOKS_KAFKA_BROKERS */
+	"metadata.broker.list",          /* alias of bootstrap.servers */
+	"group.id",                      /* PROMO_WEBHOOKS_KAFKA_GROUP */
+	"enable.auto.offset.store",      /* offsets are stored only when done */
+	"enable.auto.commit",            /* auto-commit commits what is stored */
+	"partition.assignment.strategy", /* eager range (README) */
+	"log.queue",                     /* librdkafka's logs go through log.c */
+	"enable.idempotence",            /* notices are produced idempotently */
+	NULL,
 };
 
 static void fail(char *err, size_t errlen, const char *name, const char *fmt,
@@ -630,8 +633,8 @@ static int add_rdkafka(struct config *cfg, const char *entry,
 			return -1;
 		}
 	}
-	for (i = 0; i < sizeof(rdkafka_refused) / sizeof(rdkafka_refused[0]); i++) {
-		if (strcmp(key, rdkafka_refused[i]) == 0) {
+	for (i = 0; config_rdkafka_refused[i]; i++) {
+		if (strcmp(key, config_rdkafka_refused[i]) == 0) {
 			fail(err, errlen, name,
 			     "%s is set by the service and cannot be overridden",
 			     key);

@@ -15,8 +15,12 @@
  * The address policy is applied in CURLOPT_OPENSOCKETFUNCTION, on the
  * address curl is about to dial, so what the name resolved to at that
  * moment is what is checked.
+ *
+ * Size: the only libcurl user: the multi_socket loop integration, the
+ * per-target queues and the request itself belong together.
  */
 #include "promo_webhooks/deliver.h"
+#include "promo_webhooks/clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -143,14 +147,6 @@ struct deliver {
 static int curl_inits; /* curl_global_init calls not yet balanced */
 
 /* ---- small helpers --------------------------------------------------- */
-
-static int64_t clock_ms(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *dup_str(const char *s)
 {
@@ -671,7 +667,7 @@ static void complete(struct deliver *d, struct dreq *r)
 		}
 		curl_slist_free_all(r->headers);
 		r->headers = NULL;
-		r->res.duration_ms = clock_ms(CLOCK_MONOTONIC) - r->started_mono_ms;
+		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
 	} else if (r->state == DREQ_FINISHED) {
 		dlist_unlink(&d->finished, r);
 	}
@@ -754,8 +750,8 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 	int64_t now;
 	CURL *easy;
 
-	r->res.started_ms = now = clock_ms(CLOCK_REALTIME);
-	r->started_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	r->res.started_ms = now = clock_wall_ms();
+	r->started_mono_ms = clock_mono_ms();
 	snprintf(ts, sizeof(ts), "%" PRId64, now / 1000);
 
 	if (r->secret && sign_signature(r->secret, r->message_id, now / 1000, r->body,
@@ -1015,7 +1011,7 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 	if (!t && bad) {
 		/* Not an attempt that could start: reported from the loop. */
 		set_result(r, DELIVER_OTHER, why);
-		r->res.started_ms = clock_ms(CLOCK_REALTIME);
+		r->res.started_ms = clock_wall_ms();
 		r->state = DREQ_FINISHED;
 		dlist_push(&d->finished, r);
 		kick(d);
@@ -1025,7 +1021,7 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 		dreq_free(r);
 		return -1;
 	}
-	r->queued_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	r->queued_mono_ms = clock_mono_ms();
 	/* Saturated: the queue is long AND does not drain (its head has
 	 * waited a while). A fast target with a burst queued is not. */
 	if (req->max_queued && t->queue.n >= req->max_queued &&
@@ -1064,7 +1060,7 @@ void deliver_cancel_all(struct deliver *d)
 		curl_slist_free_all(r->headers);
 		r->headers = NULL;
 		r->t->running--;
-		r->res.duration_ms = clock_ms(CLOCK_MONOTONIC) - r->started_mono_ms;
+		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
 		set_result(r, DELIVER_CANCELLED, "cancelled at shutdown");
 		dlist_push(&all, r);
 	}

@@ -23,8 +23,13 @@
  * on the revoked partitions is given until a deadline to finish (the
  * caller stores offsets meanwhile), the stored offsets are committed, the
  * caller is told, and only then are the partitions given up.
+ *
+ * Size: the only librdkafka user: consumer and producer, the rebalance
+ * protocol, pausing, statistics and the loop integration.
  */
 #include "promo_webhooks/kafka.h"
+#include "promo_webhooks/prom.h"
+#include "promo_webhooks/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,14 +127,6 @@ struct kafka {
 	struct part_stats *stats;
 	size_t n_stats;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void kick(struct kafka *k)
 {
@@ -424,7 +421,7 @@ static void finish_revoke(struct kafka *k)
 /* Moves a revoke on: drain -> commit -> give up. */
 static void revoke_progress(struct kafka *k)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	rd_kafka_resp_err_t err;
 	int i;
 
@@ -517,7 +514,7 @@ static void rebalance(struct kafka *k, rd_kafka_resp_err_t err,
 		log_info("kafka partitions revoked, draining", "count=%d", parts->cnt);
 		k->revoke = REVOKE_DRAIN;
 		/* Closing: the caller has drained already (kafka_close). */
-		k->revoke_deadline_ms = mono_ms() + (k->closing ? 0 : k->revoke_wait_ms);
+		k->revoke_deadline_ms = clock_mono_ms() + (k->closing ? 0 : k->revoke_wait_ms);
 		revoke_progress(k);
 		return;
 	}
@@ -566,7 +563,7 @@ static void hand_out(struct kafka *k, rd_kafka_message_t *m)
 				  "headers=%zu", n);
 			k->stash[k->n_stash++] = m;
 			k->intake = 0;
-			k->intake_off_ms = mono_ms();
+			k->intake_off_ms = clock_mono_ms();
 			return;
 		}
 		k->hdrs = t;
@@ -763,7 +760,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!k->intake && !k->paused && !k->closing &&
-	    mono_ms() - k->intake_off_ms >= KAFKA_PAUSE_AFTER_MS) {
+	    clock_mono_ms() - k->intake_off_ms >= KAFKA_PAUSE_AFTER_MS) {
 		k->paused = 1;
 		log_info("message intake stalled, pausing partitions", "after_ms=%d",
 			 KAFKA_PAUSE_AFTER_MS);
@@ -780,19 +777,6 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- construction ------------------------------------------------------- */
-
-/* Properties the service sets itself: overriding them would break the
- * delivery guarantees or the loop integration. */
-static const char *const protected_props[] = {
-	"group.id",
-	"bootstrap.servers",
-	"metadata.broker.list",
-	"enable.auto.offset.store",
-	"enable.auto.commit",
-	"partition.assignment.strategy",
-	"log.queue",
-	"enable.idempotence",
-};
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 		    char *err, size_t errlen)
@@ -815,8 +799,10 @@ static int conf_passthrough(rd_kafka_conf_t *conf, const struct config *cfg,
 	for (i = 0; i < cfg->n_rdkafka; i++) {
 		const char *key = cfg->rdkafka[i].key;
 
-		for (j = 0; j < sizeof(protected_props) / sizeof(protected_props[0]); j++) {
-			if (strcmp(key, protected_props[j]) == 0) {
+		/* config_load refused these already: this only guards a
+		 * configuration built some other way (tests). */
+		for (j = 0; config_rdkafka_refused[j]; j++) {
+			if (strcmp(key, config_rdkafka_refused[j]) == 0) {
 				snprintf(err, errlen,
 					 "rdkafka property \"%s\" is set by the service "
 					 "and cannot be overridden",
@@ -941,7 +927,7 @@ struct kafka *kafka_new(struct event_base *base, const struct config *cfg,
 	k->revoke_wait_ms = cfg->shutdown_grace_ms;
 	if (k->revoke_wait_ms <= 0 || k->revoke_wait_ms > KAFKA_REVOKE_MAX_WAIT_MS)
 		k->revoke_wait_ms = KAFKA_REVOKE_MAX_WAIT_MS;
-	k->intake_off_ms = mono_ms();
+	k->intake_off_ms = clock_mono_ms();
 	k->stash = calloc(KAFKA_STASH_MAX, sizeof(*k->stash));
 	if (!k->stash) {
 		snprintf(err, errlen, "out of memory");
@@ -1064,7 +1050,7 @@ void kafka_set_intake(struct kafka *k, int on)
 		return;
 	k->intake = on;
 	if (!on) {
-		k->intake_off_ms = mono_ms();
+		k->intake_off_ms = clock_mono_ms();
 		return;
 	}
 	if (k->paused) {
@@ -1205,14 +1191,11 @@ static void metric_lines(const struct kafka *k, struct buf *out, const char *nam
 
 void kafka_metrics(const struct kafka *k, struct buf *out)
 {
-	buf_adds(out, "# HELP promo_webhooks_kafka_consumer_lag Messages between the "
-		      "group's committed offset and the end of the partition, per "
-		      "assigned partition.\n"
-		      "# TYPE promo_webhooks_kafka_consumer_lag gauge\n");
+	prom_family(out, "promo_webhooks_kafka_consumer_lag", "gauge",
+		    "Messages between the group's committed offset and the end of the partition, per assigned partition.");
 	metric_lines(k, out, "promo_webhooks_kafka_consumer_lag", 0);
-	buf_adds(out, "# HELP promo_webhooks_kafka_committed_offset The group's "
-		      "committed offset, per assigned partition.\n"
-		      "# TYPE promo_webhooks_kafka_committed_offset gauge\n");
+	prom_family(out, "promo_webhooks_kafka_committed_offset", "gauge",
+		    "The group's committed offset, per assigned partition.");
 	metric_lines(k, out, "promo_webhooks_kafka_committed_offset", 1);
 }
 
@@ -1228,7 +1211,7 @@ void kafka_close(struct kafka *k)
 	/* The caller has drained (or given up on) its work: a revoke that is
 	 * waiting for it commits now. */
 	if (k->revoke == REVOKE_DRAIN)
-		k->revoke_deadline_ms = mono_ms();
+		k->revoke_deadline_ms = clock_mono_ms();
 	k->closeq = rd_kafka_queue_new(k->consumer);
 	if (!k->closeq) {
 		log_error("cannot create the kafka close queue", "%s", "");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "promo_webhooks/api.h"
+#include "promo_webhooks/prom.h"
 #include "promo_webhooks/config.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/pipeline.h"
@@ -50,15 +51,15 @@ static void app_metrics(void *arg, struct buf *out)
 
 	pipeline_metrics(app->pipeline, out);
 	scheduler_metrics(app->scheduler, out);
-	buf_adds(out, "# HELP promo_webhooks_registry_webhooks Webhooks in this replica's cache.\n"
-		      "# TYPE promo_webhooks_registry_webhooks gauge\n");
-	buf_addf(out, "promo_webhooks_registry_webhooks %zu\n", registry_count(app->reg));
+	prom_gauge(out, "promo_webhooks_registry_webhooks",
+		   "Webhooks in this replica's cache.",
+		   (int64_t)registry_count(app->reg));
 	n = registry_webhooks(app->reg, &hooks);
 	for (i = 0; i < n; i++)
 		enabled += hooks[i]->enabled ? 1 : 0;
-	buf_adds(out, "# HELP promo_webhooks_registry_webhooks_enabled Enabled webhooks in this replica's cache.\n"
-		      "# TYPE promo_webhooks_registry_webhooks_enabled gauge\n");
-	buf_addf(out, "promo_webhooks_registry_webhooks_enabled %zu\n", enabled);
+	prom_gauge(out, "promo_webhooks_registry_webhooks_enabled",
+		   "Enabled webhooks in this replica's cache.",
+		   (int64_t)enabled);
 }
 
 static void app_stopped(void *arg)

@@ -8,8 +8,15 @@
  * caused completed. A delivery given up at shutdown does not finish its
  * ticket, so the offset stays behind it and the event is consumed again
  * after a restart.
+ *
+ * Size: the stage order and the at-least-once bookkeeping, with the retry
+ * path (claim, submit, record) that shares the delivery job; the dead-letter
+ * copier, the notice relay and the metrics are modules of their own.
  */
 #include "promo_webhooks/pipeline.h"
+#include "promo_webhooks/prom.h"
+#include "promo_webhooks/fault.h"
+#include "promo_webhooks/clock.h"
 
 #include <event2/event.h>
 #include <inttypes.h>
@@ -19,13 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "promo_webhooks/backoff.h"
+#include "promo_webhooks/deadletter.h"
 #include "promo_webhooks/deliver.h"
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/kafka.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/match.h"
-#include "promo_webhooks/notice.h"
+#include "promo_webhooks/noticerelay.h"
 #include "promo_webhooks/offsets.h"
+#include "promo_webhooks/pmetrics.h"
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/render.h"
 #include "promo_webhooks/retryjob.h"
@@ -38,8 +48,6 @@
 /* Intake resumes when pending deliveries fall to this share of the bound. */
 #define PIPELINE_RESUME_NUM 3
 #define PIPELINE_RESUME_DEN 4
-/* Dead-letter produce retries back off up to this. */
-#define PIPELINE_DLQ_MAX_BACKOFF_MS 30000
 #define PIPELINE_TICK_MS 100
 /* How often due retries and pending notices are claimed from Redis. */
 #define PIPELINE_CLAIM_EVERY_MS 500
@@ -50,11 +58,6 @@
 /* A claimed retry is someone else's to take after its attempt could have
  * finished (the delivery timeout) and this margin. */
 #define PIPELINE_RETRY_LEASE_MARGIN_MS 30000
-/* A claimed notice stays leased longer than librdkafka may keep a message
- * queued (message.timeout.ms, 300 s by default), so it is never produced
- * twice while this replica still holds it. */
-#define PIPELINE_NOTICE_LEASE_MS 330000
-#define PIPELINE_NOTICE_BATCH 64
 /* Recording a failure in Redis is retried with this backoff cap. */
 #define PIPELINE_RECORD_MAX_BACKOFF_MS 5000
 /* Successful first attempts are logged to Redis in batches of this size. */
@@ -66,24 +69,6 @@
  * memory and out of the in-flight bound that every other target shares. */
 #define PIPELINE_PARK_FACTOR 2
 #define PIPELINE_PARK_DELAY_MS 5000
-
-/* A doubling delay before a step is tried again, and its timer. */
-struct backoff {
-	struct event *timer;
-	int ms; /* the last delay, 0 before the first */
-};
-
-/* Upper bounds (seconds) of the delivery duration histogram's buckets. */
-static const double duration_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-					   0.5,   1,    2.5,   5,    10,  30 };
-#define N_BUCKETS (sizeof(duration_buckets) / sizeof(duration_buckets[0]))
-
-/* Attempts by event type: a Prometheus histogram of their durations. */
-struct duration_histogram {
-	uint64_t buckets[EVENT_TYPE_COUNT][N_BUCKETS]; /* cumulative at export */
-	uint64_t count[EVENT_TYPE_COUNT];
-	double sum[EVENT_TYPE_COUNT];
-};
 
 /* A partition assigned to this member, for the per-partition metrics. */
 struct assigned_partition {
@@ -151,43 +136,6 @@ struct logged_attempt {
 	int64_t duration_ms;
 };
 
-/* A notice this replica is producing, so it is not produced twice. */
-struct notice_in_flight {
-	struct pipeline *p;
-	struct notice_in_flight *next;
-	char *id;
-};
-
-/* An invalid message on its way to the dead-letter topic: everything is a
- * copy, since the Kafka message is gone after on_message returns. */
-struct dlq_job {
-	struct pipeline *p;
-	struct offsets_ticket ticket;
-	char *key;
-	size_t key_len;
-	char *value;
-	size_t value_len;
-	struct event_header *headers; /* original headers, then the four x- ones */
-	size_t n_headers;
-	char *strings;                /* backing store of header names/values */
-	struct backoff retry;         /* produce retries */
-};
-
-struct pipeline_counters {
-	uint64_t consumed;
-	uint64_t dead_lettered;
-	uint64_t deliveries[EVENT_TYPE_COUNT][DELIVER_OTHER + 1]; /* by type, outcome */
-	uint64_t unmatched;
-	uint64_t disabled;          /* webhooks this replica disabled */
-	uint64_t retries_scheduled;
-	uint64_t notices_published;
-	uint64_t redis_errors;
-	uint64_t kafka_errors;
-	uint64_t parked;            /* first attempts parked for a saturated target */
-	int64_t retries_pending;    /* from Redis, refreshed by the claim timer */
-	int64_t notices_pending;
-};
-
 struct pipeline {
 	struct event_base *base;
 	const struct config *cfg;
@@ -201,32 +149,22 @@ struct pipeline {
 	struct event *grace_timer;
 	enum pipeline_state state;
 	int intake_on;
-	size_t dlq_pending;     /* dead-letter produces not yet acknowledged */
+	struct deadletter *dlq; /* the dead-letter copier */
 	size_t jobs_live;       /* delivery jobs without a recorded outcome */
 	size_t retries_live;    /* of which retries */
 	int retry_claiming;     /* a retry claim is in flight */
-	int notice_claiming;    /* a notice claim is in flight */
 	int counting;           /* a store_counts is in flight */
-	struct notice_in_flight *notices;
+	struct noticerelay *notices; /* the notice outbox's relay */
 	struct logged_attempt attempts[PIPELINE_ATTEMPT_BATCH];
 	size_t n_attempts;
 	struct buf body;        /* render scratch, reused per delivery */
 	struct buf scratch;     /* retry job encoding */
-	struct duration_histogram durations;
 	struct assigned_partition *assigned;
 	size_t n_assigned;
-	struct pipeline_counters counters;
+	struct pmetrics counters; /* pmetrics.h */
 	pipeline_stopped_fn *stopped;
 	void *stopped_arg;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A message has its outcome: let its partition's stored offset advance. */
 static void finish_ticket(struct pipeline *p, struct offsets_ticket t)
@@ -256,180 +194,19 @@ static void set_intake(struct pipeline *p, int on)
  * shutdown on when nothing is left in flight. */
 static void after_completion(struct pipeline *p);
 
-/* ---- retrying a step that failed (Redis or Kafka away) --------------- */
-
-/* Arms b to call cb(arg) after the next delay (first_ms, doubling up to
- * max_ms). Returns the delay, or -1 when the timer cannot be armed. */
-static int backoff_arm(struct pipeline *p, struct backoff *b, int first_ms, int max_ms,
-		       event_callback_fn cb, void *arg)
-{
-	struct timeval tv;
-
-	b->ms = b->ms ? b->ms * 2 : first_ms;
-	if (b->ms > max_ms)
-		b->ms = max_ms;
-	if (!b->timer)
-		b->timer = evtimer_new(p->base, cb, arg);
-	tv.tv_sec = b->ms / 1000;
-	tv.tv_usec = (b->ms % 1000) * 1000;
-	if (!b->timer || evtimer_add(b->timer, &tv) < 0)
-		return -1;
-	return b->ms;
-}
-
-static void backoff_release(struct backoff *b)
-{
-	if (b->timer)
-		event_free(b->timer);
-	b->timer = NULL;
-}
 
 /* ---- dead letters ---------------------------------------------------- */
 
-static void dlq_free(struct dlq_job *j)
+/* A copy on the dead-letter topic ended: the broker has it, so the
+ * message's offset may advance; a copy given up at shutdown leaves it
+ * behind (the message is consumed again after the restart). */
+static void dead_lettered(void *arg, struct offsets_ticket ticket, int copied)
 {
-	backoff_release(&j->retry);
-	free(j->key);
-	free(j->value);
-	free(j->headers);
-	free(j->strings);
-	free(j);
-}
+	struct pipeline *p = arg;
 
-static void dlq_send(struct dlq_job *j);
-
-static void dlq_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct dlq_job *j = arg;
-
-	(void)fd;
-	(void)what;
-	dlq_send(j);
-}
-
-static void dlq_schedule_retry(struct dlq_job *j, const char *why)
-{
-	struct pipeline *p = j->p;
-
-	if (p->state >= PIPELINE_DRAINING) {
-		/* Not finished: the message is consumed again after restart. */
-		log_warn("dead-letter produce given up at shutdown", "reason=\"%s\"", why);
-		p->dlq_pending--;
-		dlq_free(j);
-		after_completion(p);
-		return;
-	}
-	if (backoff_arm(p, &j->retry, 500, PIPELINE_DLQ_MAX_BACKOFF_MS, dlq_retry_cb, j) < 0) {
-		log_error("cannot arm dead-letter retry timer", "%s", "");
-		p->dlq_pending--;
-		dlq_free(j);
-		after_completion(p);
-		return;
-	}
-	log_warn("dead-letter produce failed, retrying", "reason=\"%s\" backoff_ms=%d", why,
-		 j->retry.ms);
-}
-
-static void dlq_done(void *arg, int ok, const char *err)
-{
-	struct dlq_job *j = arg;
-	struct pipeline *p = j->p;
-
-	if (!ok) {
-		dlq_schedule_retry(j, err ? err : "unknown error");
-		return;
-	}
-	p->counters.dead_lettered++;
-	finish_ticket(p, j->ticket);
-	p->dlq_pending--;
-	dlq_free(j);
+	if (copied)
+		finish_ticket(p, ticket);
 	after_completion(p);
-}
-
-static void dlq_send(struct dlq_job *j)
-{
-	char err[256];
-
-	if (kafka_produce(j->p->kafka, j->p->cfg->dead_letter_topic, j->key,
-			  j->key_len, j->value, j->value_len, j->headers,
-			  j->n_headers, dlq_done, j, err, sizeof(err)) < 0)
-		dlq_schedule_retry(j, err);
-}
-
-/* Copies the message and adds the four x- headers of contract section 3. */
-static struct dlq_job *dlq_job_new(struct pipeline *p, const struct kafka_message *m,
-				   const char *reason, struct offsets_ticket t)
-{
-	char partbuf[16], offbuf[24];
-	const char *extra_names[4] = { "x-dead-letter-reason", "x-original-topic",
-				       "x-original-partition", "x-original-offset" };
-	const char *extra_values[4];
-	struct dlq_job *j;
-	size_t i, total = 0, pos = 0;
-
-	snprintf(partbuf, sizeof(partbuf), "%" PRId32, m->partition);
-	snprintf(offbuf, sizeof(offbuf), "%" PRId64, m->offset);
-	extra_values[0] = reason;
-	extra_values[1] = m->topic;
-	extra_values[2] = partbuf;
-	extra_values[3] = offbuf;
-
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
-	j->p = p;
-	j->ticket = t;
-	j->n_headers = m->n_headers + 4;
-	j->headers = calloc(j->n_headers, sizeof(*j->headers));
-	for (i = 0; i < m->n_headers; i++)
-		total += strlen(m->headers[i].name) + 1 + m->headers[i].value_len;
-	for (i = 0; i < 4; i++)
-		total += strlen(extra_names[i]) + 1 + strlen(extra_values[i]);
-	j->strings = malloc(total + 1);
-	if (m->key_len) {
-		j->key = malloc(m->key_len);
-		j->key_len = m->key_len;
-	}
-	if (m->value) {
-		j->value = malloc(m->value_len ? m->value_len : 1);
-		j->value_len = m->value_len;
-	}
-	if (!j->headers || !j->strings || (m->key_len && !j->key) ||
-	    (m->value && !j->value)) {
-		dlq_free(j);
-		return NULL;
-	}
-	if (m->key_len)
-		memcpy(j->key, m->key, m->key_len);
-	if (m->value && m->value_len)
-		memcpy(j->value, m->value, m->value_len);
-	for (i = 0; i < j->n_headers; i++) {
-		const char *name;
-		const void *value;
-		size_t nlen, vlen;
-
-		if (i < m->n_headers) {
-			name = m->headers[i].name;
-			value = m->headers[i].value;
-			vlen = m->headers[i].value_len;
-		} else {
-			name = extra_names[i - m->n_headers];
-			value = extra_values[i - m->n_headers];
-			vlen = strlen(value);
-		}
-		nlen = strlen(name) + 1;
-		memcpy(j->strings + pos, name, nlen);
-		j->headers[i].name = j->strings + pos;
-		pos += nlen;
-		if (value) {
-			if (vlen)
-				memcpy(j->strings + pos, value, vlen);
-			j->headers[i].value = j->strings + pos;
-			j->headers[i].value_len = vlen;
-			pos += vlen;
-		}
-	}
-	return j;
 }
 
 /* ---- deliveries ------------------------------------------------------ */
@@ -574,7 +351,7 @@ static void record_later(struct delivery_job *job, const char *why)
 		job_finish(job, 0);
 		return;
 	}
-	if (backoff_arm(p, &job->record, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, record_retry_cb,
+	if (backoff_arm(&job->record, p->base, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, record_retry_cb,
 			job) < 0) {
 		job_finish(job, 0);
 		return;
@@ -598,10 +375,8 @@ static void failure_recorded(void *arg, enum store_status status,
 		p->counters.disabled++;
 		log_warn("webhook disabled by the failure rule", "webhook=%s threshold=%ld window_s=%ld",
 			 job->webhook_id, p->cfg->failure_threshold, p->cfg->failure_window_s);
-		if (p->cfg->test_fault == CONFIG_FAULT_EXIT_AFTER_DISABLE) {
-			log_warn("test fault: exiting right after the disable", "%s", "");
-			_exit(137);
-		}
+		fault_point(p->cfg, CONFIG_FAULT_EXIT_AFTER_DISABLE,
+			    "test fault: exiting right after the disable");
 		break;
 	case STORE_FAILURE_COUNTED:
 		if (job->attempt <= (int)p->cfg->n_retries)
@@ -670,7 +445,7 @@ static void record_failure(struct delivery_job *job)
 	if (next <= (int)p->cfg->n_retries &&
 	    encode_job(p, job, job->attempt + 1) == 0) {
 		f.next_job = buf_str(&p->scratch);
-		f.next_due_ms = now_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
+		f.next_due_ms = clock_wall_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
 	}
 	if (store_record_failure(p->store, &f, failure_recorded, job) < 0)
 		record_later(job, "out of memory");
@@ -698,7 +473,7 @@ static void park_job(struct delivery_job *job)
 
 	if (encode_job(p, job, job->attempt) < 0 ||
 	    store_retry_defer(p->store, job->webhook_id, buf_str(&p->scratch),
-			      now_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
+			      clock_wall_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
 		record_later(job, "cannot park delivery");
 }
 
@@ -715,23 +490,6 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 	}
 }
 
-static void observe_duration(struct pipeline *p, enum event_type type, int64_t ms)
-{
-	struct duration_histogram *h = &p->durations;
-	double secs = (double)ms / 1000.0;
-	size_t i;
-
-	if ((unsigned)type >= EVENT_TYPE_COUNT)
-		return;
-	for (i = 0; i < N_BUCKETS; i++) {
-		if (secs <= duration_buckets[i]) {
-			h->buckets[type][i]++;
-			break;
-		}
-	}
-	h->count[type]++;
-	h->sum[type] += secs;
-}
 
 static void delivery_done(void *arg, const struct deliver_result *res)
 {
@@ -746,7 +504,7 @@ static void delivery_done(void *arg, const struct deliver_result *res)
 		job_finish(job, 0);
 		return;
 	}
-	observe_duration(p, src.type, res->duration_ms);
+	pmetrics_observe(&p->counters, src.type, res->duration_ms);
 	if (res->outcome == DELIVER_OK) {
 		if (job->retry) {
 			struct store_attempt a;
@@ -823,7 +581,7 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		log_error("cannot render payload", "webhook=%s event_id=%s", wh->id, src.event_id);
 		memset(&job->res, 0, sizeof(job->res));
 		job->res.outcome = DELIVER_OTHER;
-		job->res.started_ms = now_ms();
+		job->res.started_ms = clock_wall_ms();
 		snprintf(job->res.error, sizeof(job->res.error), "cannot render the %s payload",
 			 type == PAYLOAD_XML ? "XML" : "JSON");
 		p->jobs_live++;
@@ -922,7 +680,7 @@ static void promo_applied(void *arg, enum store_status status, int64_t version)
 		promo_finish(pj, 0);
 		return;
 	}
-	if (backoff_arm(p, &pj->retry, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, promo_retry_cb, pj) < 0) {
+	if (backoff_arm(&pj->retry, p->base, 100, PIPELINE_RECORD_MAX_BACKOFF_MS, promo_retry_cb, pj) < 0) {
 		promo_finish(pj, 0);
 		return;
 	}
@@ -1039,110 +797,10 @@ static void claim_retries(struct pipeline *p)
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
-	if (store_retry_claim(p->store, now_ms(),
+	if (store_retry_claim(p->store, clock_wall_ms(),
 			      p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want,
 			      retries_claimed, p) == 0)
 		p->retry_claiming = 1;
-}
-
-static struct notice_in_flight **notice_find(struct pipeline *p, const char *id)
-{
-	struct notice_in_flight **pp;
-
-	for (pp = &p->notices; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->id, id) == 0)
-			return pp;
-	return NULL;
-}
-
-static void notice_forget(struct notice_in_flight *nf)
-{
-	struct notice_in_flight **pp = notice_find(nf->p, nf->id);
-
-	if (pp)
-		*pp = nf->next;
-	free(nf->id);
-	free(nf);
-}
-
-static void notice_acked(void *arg, enum store_status status, int64_t version)
-{
-	struct notice_in_flight *nf = arg;
-
-	(void)version;
-	if (status != STORE_OK) {
-		/* Published but still in the outbox: it is published again
-		 * when its lease ends. At least once, never lost. */
-		nf->p->counters.redis_errors++;
-		log_warn("published notice not removed from the outbox", "notice=%s reason=%s",
-			 nf->id, store_status_name(status));
-	}
-	notice_forget(nf);
-}
-
-static void notice_produced(void *arg, int ok, const char *err)
-{
-	struct notice_in_flight *nf = arg;
-	struct pipeline *p = nf->p;
-
-	if (!ok) {
-		p->counters.kafka_errors++;
-		log_warn("notice not published; it stays in the outbox", "notice=%s reason=\"%s\"",
-			 nf->id, err ? err : "");
-		notice_forget(nf);
-		return;
-	}
-	p->counters.notices_published++;
-	log_info("webhook disabled notice published", "notice=%s topic=%s", nf->id,
-		 p->cfg->email_topic);
-	if (store_outbox_ack(p->store, nf->id, notice_acked, nf) < 0)
-		notice_forget(nf);
-}
-
-static void notices_claimed(void *arg, enum store_status status,
-			    const struct store_claimed *items, size_t n)
-{
-	struct pipeline *p = arg;
-	size_t i;
-
-	p->notice_claiming = 0;
-	if (status != STORE_OK) {
-		p->counters.redis_errors++;
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		struct notice_in_flight *nf;
-		char err[256];
-
-		if (notice_find(p, items[i].id))
-			continue;
-		nf = calloc(1, sizeof(*nf));
-		if (!nf || !(nf->id = strdup(items[i].id))) {
-			free(nf);
-			break;
-		}
-		nf->p = p;
-		nf->next = p->notices;
-		p->notices = nf;
-		/* The outbox keeps the notice's fields; its message, prose
-		 * included, is rendered here (notice.c). */
-		buf_reset(&p->scratch);
-		if (notice_render(items[i].payload, items[i].payload_len, &p->scratch,
-				  err, sizeof(err)) < 0) {
-			log_error("unreadable notice left in the outbox", "notice=%s reason=\"%s\"",
-				  nf->id, err);
-			notice_forget(nf);
-			continue;
-		}
-		if (kafka_produce(p->kafka, p->cfg->email_topic, items[i].key,
-				  items[i].key ? strlen(items[i].key) : 0, buf_str(&p->scratch),
-				  p->scratch.len, NULL, 0, notice_produced, nf, err,
-				  sizeof(err)) < 0) {
-			p->counters.kafka_errors++;
-			log_warn("cannot queue notice", "notice=%s reason=\"%s\"", nf->id, err);
-			notice_forget(nf);
-		}
-	}
 }
 
 static void counts_cb(void *arg, enum store_status status, int64_t retries, int64_t notices)
@@ -1165,10 +823,7 @@ static void claim_cb(evutil_socket_t fd, short what, void *arg)
 	if (p->state != PIPELINE_RUNNING || !store_is_ready(p->store))
 		return;
 	claim_retries(p);
-	if (!p->notice_claiming &&
-	    store_outbox_claim(p->store, now_ms(), PIPELINE_NOTICE_LEASE_MS, PIPELINE_NOTICE_BATCH,
-			       notices_claimed, p) == 0)
-		p->notice_claiming = 1;
+	noticerelay_claim(p->notices, clock_wall_ms());
 	if (!p->counting && store_counts(p->store, counts_cb, p) == 0)
 		p->counting = 1;
 }
@@ -1185,7 +840,7 @@ static void on_message(void *arg, const struct kafka_message *m)
 	size_t n, i;
 
 	p->counters.consumed++;
-	if (offsets_track(p->offsets, m->topic, m->partition, m->offset, now_ms(), &t) < 0) {
+	if (offsets_track(p->offsets, m->topic, m->partition, m->offset, clock_wall_ms(), &t) < 0) {
 		/* Out of memory or an offset behind one already tracked (a
 		 * redelivery after a seek): never store past it. */
 		log_error("cannot track message", "topic=%s partition=%" PRId32 " offset=%" PRId64,
@@ -1200,18 +855,11 @@ static void on_message(void *arg, const struct kafka_message *m)
 	}
 	if (event_decode(m->value, m->value_len, m->headers, m->n_headers, &ie->ev, err,
 			 sizeof(err)) < 0) {
-		struct dlq_job *j;
-
 		free(ie);
 		log_warn("invalid event, dead-lettering", "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
 			 m->topic, m->partition, m->offset, err);
-		j = dlq_job_new(p, m, err, t);
-		if (!j) {
+		if (deadletter_copy(p->dlq, m, err, t) < 0)
 			log_error("out of memory copying dead letter", "offset=%" PRId64, m->offset);
-			return;
-		}
-		p->dlq_pending++;
-		dlq_send(j);
 		return;
 	}
 
@@ -1331,7 +979,7 @@ static void after_completion(struct pipeline *p)
 			    (size_t)p->cfg->max_in_flight * PIPELINE_RESUME_NUM)
 			set_intake(p, 1);
 	} else if (p->state == PIPELINE_DRAINING) {
-		if (p->jobs_live == 0 && p->dlq_pending == 0)
+		if (p->jobs_live == 0 && deadletter_pending(p->dlq) == 0)
 			begin_close(p);
 	}
 }
@@ -1401,6 +1049,12 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 	p->kafka = kafka_new(base, cfg, &cb, err, errlen);
 	if (!p->kafka)
 		goto fail;
+	p->dlq = deadletter_new(base, cfg, p->kafka, dead_lettered, p);
+	p->notices = noticerelay_new(cfg, p->store, p->kafka);
+	if (!p->dlq || !p->notices) {
+		snprintf(err, errlen, "cannot create the pipeline's relays: out of memory");
+		goto fail;
+	}
 
 	p->tick = event_new(base, -1, EV_PERSIST, tick_cb, p);
 	p->claim_timer = event_new(base, -1, EV_PERSIST, claim_cb, p);
@@ -1428,6 +1082,8 @@ void pipeline_free(struct pipeline *p)
 		event_free(p->grace_timer);
 	if (p->kafka)
 		kafka_free(p->kafka);
+	deadletter_free(p->dlq);
+	noticerelay_free(p->notices);
 	if (p->deliver)
 		deliver_free(p->deliver);
 	if (p->offsets)
@@ -1436,8 +1092,6 @@ void pipeline_free(struct pipeline *p)
 	while (p->n_assigned)
 		free(p->assigned[--p->n_assigned].topic);
 	free(p->assigned);
-	while (p->notices)
-		notice_forget(p->notices);
 	buf_release(&p->body);
 	buf_release(&p->scratch);
 	free(p);
@@ -1457,6 +1111,7 @@ void pipeline_stop(struct pipeline *p, pipeline_stopped_fn *stopped, void *arg)
 	p->stopped_arg = arg;
 	if (p->state >= PIPELINE_DRAINING)
 		return;
+	deadletter_stop(p->dlq);
 	if (p->state != PIPELINE_RUNNING) {
 		p->state = PIPELINE_DRAINING;
 		begin_close(p);
@@ -1479,80 +1134,18 @@ int pipeline_ready(const struct pipeline *p)
 
 void pipeline_metrics(const struct pipeline *p, struct buf *out)
 {
-	static const char *const outcome_names[] = {
-		"success", "http_status", "timeout", "connect", "tls",
-		"refused", "cancelled", "other",
-	};
-	size_t i, t;
+	uint64_t relay_redis, relay_kafka;
 	int64_t now;
+	size_t i;
 
-	buf_adds(out, "# HELP promo_webhooks_events_consumed_total Kafka messages taken from the event topics.\n"
-		      "# TYPE promo_webhooks_events_consumed_total counter\n");
-	buf_addf(out, "promo_webhooks_events_consumed_total %" PRIu64 "\n", p->counters.consumed);
-	buf_adds(out, "# HELP promo_webhooks_events_dead_lettered_total Invalid messages published to the dead-letter topic.\n"
-		      "# TYPE promo_webhooks_events_dead_lettered_total counter\n");
-	buf_addf(out, "promo_webhooks_events_dead_lettered_total %" PRIu64 "\n", p->counters.dead_lettered);
-	buf_adds(out, "# HELP promo_webhooks_events_unmatched_total Valid events no enabled webhook subscribed to.\n"
-		      "# TYPE promo_webhooks_events_unmatched_total counter\n");
-	buf_addf(out, "promo_webhooks_events_unmatched_total %" PRIu64 "\n", p->counters.unmatched);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_total Delivery attempts by event type and outcome.\n"
-		      "# TYPE promo_webhooks_deliveries_total counter\n");
-	for (t = 0; t < EVENT_TYPE_COUNT; t++)
-		for (i = 0; i <= DELIVER_OTHER; i++)
-			buf_addf(out, "promo_webhooks_deliveries_total{event=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
-				 event_type_name((enum event_type)t), outcome_names[i],
-				 p->counters.deliveries[t][i]);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_in_flight Deliveries queued or running.\n"
-		      "# TYPE promo_webhooks_deliveries_in_flight gauge\n");
-	buf_addf(out, "promo_webhooks_deliveries_in_flight %zu\n", deliver_pending(p->deliver));
-	buf_adds(out, "# HELP promo_webhooks_events_in_flight Consumed events whose offset is not yet stored.\n"
-		      "# TYPE promo_webhooks_events_in_flight gauge\n");
-	buf_addf(out, "promo_webhooks_events_in_flight %zu\n", offsets_pending_total(p->offsets));
-	buf_adds(out, "# HELP promo_webhooks_webhooks_disabled_total Webhooks this replica disabled by the failure rule.\n"
-		      "# TYPE promo_webhooks_webhooks_disabled_total counter\n");
-	buf_addf(out, "promo_webhooks_webhooks_disabled_total %" PRIu64 "\n", p->counters.disabled);
-	buf_adds(out, "# HELP promo_webhooks_retries_scheduled_total Retries scheduled after a failed attempt.\n"
-		      "# TYPE promo_webhooks_retries_scheduled_total counter\n");
-	buf_addf(out, "promo_webhooks_retries_scheduled_total %" PRIu64 "\n", p->counters.retries_scheduled);
-	buf_adds(out, "# HELP promo_webhooks_retries_pending Retries waiting in Redis (all replicas).\n"
-		      "# TYPE promo_webhooks_retries_pending gauge\n");
-	buf_addf(out, "promo_webhooks_retries_pending %" PRId64 "\n", p->counters.retries_pending);
-	buf_adds(out, "# HELP promo_webhooks_notices_published_total Webhook disabled notices published.\n"
-		      "# TYPE promo_webhooks_notices_published_total counter\n");
-	buf_addf(out, "promo_webhooks_notices_published_total %" PRIu64 "\n", p->counters.notices_published);
-	buf_adds(out, "# HELP promo_webhooks_notices_pending Notices waiting in the outbox (all replicas).\n"
-		      "# TYPE promo_webhooks_notices_pending gauge\n");
-	buf_addf(out, "promo_webhooks_notices_pending %" PRId64 "\n", p->counters.notices_pending);
-	buf_adds(out, "# HELP promo_webhooks_deliveries_parked_total First attempts parked in Redis because their target was saturated.\n"
-		      "# TYPE promo_webhooks_deliveries_parked_total counter\n");
-	buf_addf(out, "promo_webhooks_deliveries_parked_total %" PRIu64 "\n", p->counters.parked);
-	buf_adds(out, "# HELP promo_webhooks_redis_errors_total Redis operations of the pipeline that failed.\n"
-		      "# TYPE promo_webhooks_redis_errors_total counter\n");
-	buf_addf(out, "promo_webhooks_redis_errors_total %" PRIu64 "\n", p->counters.redis_errors);
-	buf_adds(out, "# HELP promo_webhooks_kafka_errors_total Kafka produces of the pipeline that failed.\n"
-		      "# TYPE promo_webhooks_kafka_errors_total counter\n");
-	buf_addf(out, "promo_webhooks_kafka_errors_total %" PRIu64 "\n", p->counters.kafka_errors);
-	buf_adds(out, "# HELP promo_webhooks_delivery_duration_seconds Duration of delivery attempts.\n"
-		      "# TYPE promo_webhooks_delivery_duration_seconds histogram\n");
-	for (t = 0; t < EVENT_TYPE_COUNT; t++) {
-		const char *name = event_type_name((enum event_type)t);
-		uint64_t cum = 0;
-
-		for (i = 0; i < N_BUCKETS; i++) {
-			cum += p->durations.buckets[t][i];
-			buf_addf(out, "promo_webhooks_delivery_duration_seconds_bucket{event=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-				 name, duration_buckets[i], cum);
-		}
-		buf_addf(out, "promo_webhooks_delivery_duration_seconds_bucket{event=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-			 name, p->durations.count[t]);
-		buf_addf(out, "promo_webhooks_delivery_duration_seconds_sum{event=\"%s\"} %.6f\n", name,
-			 p->durations.sum[t]);
-		buf_addf(out, "promo_webhooks_delivery_duration_seconds_count{event=\"%s\"} %" PRIu64 "\n",
-			 name, p->durations.count[t]);
-	}
-	buf_adds(out, "# HELP promo_webhooks_oldest_unfinished_event_age_seconds Age of the oldest consumed event without an outcome (time lag), per partition.\n"
-		      "# TYPE promo_webhooks_oldest_unfinished_event_age_seconds gauge\n");
-	now = now_ms();
+	noticerelay_errors(p->notices, &relay_redis, &relay_kafka);
+	pmetrics_write(&p->counters, deliver_pending(p->deliver),
+		       offsets_pending_total(p->offsets), relay_redis, relay_kafka, out);
+	deadletter_metrics(p->dlq, out);
+	noticerelay_metrics(p->notices, out);
+	prom_family(out, "promo_webhooks_oldest_unfinished_event_age_seconds", "gauge",
+		    "Age of the oldest consumed event without an outcome (time lag), per partition.");
+	now = clock_wall_ms();
 	for (i = 0; i < p->n_assigned; i++) {
 		int64_t oldest = offsets_oldest_ms(p->offsets, p->assigned[i].topic,
 						   p->assigned[i].partition);

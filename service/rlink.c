@@ -16,6 +16,7 @@
  * ever runs inside the call that started the command).
  */
 #include "promo_webhooks/rlink.h"
+#include "promo_webhooks/clock.h"
 #include "promo_webhooks/buf.h"
 #include "promo_webhooks/log.h"
 
@@ -108,14 +109,6 @@ struct rlink {
 	void *message_arg;
 	int closing;                       /* rlink_free in progress */
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- commands ---- */
 
@@ -315,7 +308,7 @@ static int op_send(struct rlink *rl, struct rlink_op *op)
 		return -1;
 	op->state = OP_SENT;
 	if (conn->n_sent++ == 0)
-		conn->progress_ms = now_ms();
+		conn->progress_ms = clock_mono_ms();
 	return 0;
 }
 
@@ -366,7 +359,7 @@ int rlink_start(struct rlink *rl, struct rlink_cmd *cmd, rlink_done_cb *done,
 		return -1;
 	op_link(rl, op);
 	op->state = OP_QUEUED;
-	op->deadline_ms = now_ms() + QUEUE_TIMEOUT_MS;
+	op->deadline_ms = clock_mono_ms() + QUEUE_TIMEOUT_MS;
 	if (rl->cmd.state == CONN_READY) {
 		if (op_send(rl, op) == 0)
 			return 0;
@@ -434,7 +427,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 	if (conn->ac == ac && conn->n_sent > 0) {
 		conn->n_sent--;
-		conn->progress_ms = now_ms();
+		conn->progress_ms = clock_mono_ms();
 	}
 	if (!reply) {
 		/* The connection went away before the answer. */
@@ -547,7 +540,7 @@ static void conn_connect(struct rlink_conn *conn);
 static void conn_set_state(struct rlink_conn *conn, enum conn_state s)
 {
 	conn->state = s;
-	conn->state_since_ms = now_ms();
+	conn->state_since_ms = clock_mono_ms();
 }
 
 /* After any loss of a connection: forget the context and schedule a new
@@ -819,7 +812,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	struct rlink *rl = arg;
 	struct rlink_conn *conns[2] = { &rl->cmd, &rl->sub };
 	struct rlink_op *op;
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	int i, any = 0;
 
 	for (i = 0; i < 2; i++) {

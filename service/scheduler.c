@@ -11,6 +11,9 @@
  * than the tick, so that another replica can take over at the next one).
  */
 #include "promo_webhooks/scheduler.h"
+#include "promo_webhooks/prom.h"
+#include "promo_webhooks/fault.h"
+#include "promo_webhooks/clock.h"
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/registry.h"
@@ -47,28 +50,14 @@ struct scheduler {
 	size_t last_hooks;               /* period webhooks in the last scan */
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Dates and "now" are wall-clock time, the same on every replica. */
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* Dates and "now" are wall-clock time (clock_wall_ms), the same on every
+ * replica; durations are monotonic. */
 
 static void scan_done(void *arg, enum store_status status, size_t claimed,
 		      int skipped)
 {
 	struct scheduler *s = arg;
-	int64_t took = mono_ms() - s->scan_started_ms;
+	int64_t took = clock_mono_ms() - s->scan_started_ms;
 
 	s->scanning = 0;
 	if (status != STORE_OK) {
@@ -93,11 +82,8 @@ static void scan_done(void *arg, enum store_status status, size_t claimed,
 		return;
 	log_info("period occurrences claimed", "count=%zu hooks=%zu took_ms=%" PRId64,
 		 claimed, s->last_hooks, took);
-	if (s->cfg->test_fault == CONFIG_FAULT_EXIT_AFTER_CLAIM) {
-		log_warn("test fault: exiting right after a claim", "count=%zu",
-			 claimed);
-		_exit(137);
-	}
+	fault_point(s->cfg, CONFIG_FAULT_EXIT_AFTER_CLAIM,
+		    "test fault: exiting right after a claim");
 }
 
 /* Collects the enabled period webhooks of the current snapshot into
@@ -152,12 +138,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			  s->cfg->scheduler_tick_ms);
 		return;
 	}
-	now = wall_ms();
+	now = clock_wall_ms();
 	event_format_time(now, now_text, sizeof(now_text));
 	lock_ms = (int64_t)s->cfg->scheduler_tick_ms * 3 / 4;
 	if (lock_ms < 1)
 		lock_ms = 1;
-	s->scan_started_ms = mono_ms();
+	s->scan_started_ms = clock_mono_ms();
 	s->last_hooks = (size_t)n;
 	if (store_period_scan(s->store, now, now_text, lock_ms, s->hooks,
 			      (size_t)n, scan_done, s) < 0) {
@@ -209,25 +195,22 @@ void scheduler_free(struct scheduler *s)
 
 void scheduler_metrics(const struct scheduler *s, struct buf *out)
 {
-	buf_adds(out, "# HELP promo_webhooks_period_occurrences_claimed_total Period event occurrences this replica claimed and queued for delivery.\n"
-		      "# TYPE promo_webhooks_period_occurrences_claimed_total counter\n");
-	buf_addf(out, "promo_webhooks_period_occurrences_claimed_total %" PRIu64 "\n",
-		 s->claimed_total);
-	buf_adds(out, "# HELP promo_webhooks_scheduler_scans_total Scheduler passes this replica made.\n"
-		      "# TYPE promo_webhooks_scheduler_scans_total counter\n");
-	buf_addf(out, "promo_webhooks_scheduler_scans_total %" PRIu64 "\n", s->scans_total);
-	buf_adds(out, "# HELP promo_webhooks_scheduler_scans_skipped_total Ticks left to another replica's pass.\n"
-		      "# TYPE promo_webhooks_scheduler_scans_skipped_total counter\n");
-	buf_addf(out, "promo_webhooks_scheduler_scans_skipped_total %" PRIu64 "\n",
-		 s->skipped_total);
-	buf_adds(out, "# HELP promo_webhooks_scheduler_scan_errors_total Scheduler passes that failed (Redis unavailable).\n"
-		      "# TYPE promo_webhooks_scheduler_scan_errors_total counter\n");
-	buf_addf(out, "promo_webhooks_scheduler_scan_errors_total %" PRIu64 "\n",
-		 s->errors_total);
-	buf_adds(out, "# HELP promo_webhooks_scheduler_scan_seconds Duration of this replica's last scheduler pass.\n"
-		      "# TYPE promo_webhooks_scheduler_scan_seconds gauge\n");
-	buf_addf(out, "promo_webhooks_scheduler_scan_seconds %.6f\n", s->last_scan_seconds);
-	buf_adds(out, "# HELP promo_webhooks_scheduler_period_webhooks Enabled period webhooks in this replica's last pass.\n"
-		      "# TYPE promo_webhooks_scheduler_period_webhooks gauge\n");
-	buf_addf(out, "promo_webhooks_scheduler_period_webhooks %zu\n", s->last_hooks);
+	prom_counter(out, "promo_webhooks_period_occurrences_claimed_total",
+		     "Period event occurrences this replica claimed and queued for delivery.",
+		     s->claimed_total);
+	prom_counter(out, "promo_webhooks_scheduler_scans_total",
+		     "Scheduler passes this replica made.",
+		     s->scans_total);
+	prom_counter(out, "promo_webhooks_scheduler_scans_skipped_total",
+		     "Ticks left to another replica's pass.",
+		     s->skipped_total);
+	prom_counter(out, "promo_webhooks_scheduler_scan_errors_total",
+		     "Scheduler passes that failed (Redis unavailable).",
+		     s->errors_total);
+	prom_gauge_seconds(out, "promo_webhooks_scheduler_scan_seconds",
+			   "Duration of this replica's last scheduler pass.",
+			   s->last_scan_seconds);
+	prom_gauge(out, "promo_webhooks_scheduler_period_webhooks",
+		   "Enabled period webhooks in this replica's last pass.",
+		   (int64_t)s->last_hooks);
 }

@@ -9,6 +9,9 @@
  * also rewritten by Lua scripts (cjson), so the parser accepts any member
  * order, ignores members it does not know and takes numbers written as
  * doubles.
+ *
+ * Size: the webhook value type in its three forms (request, API view,
+ * stored) and the admin API's validation rules for each field.
  */
 #include "promo_webhooks/webhook.h"
 #include "promo_webhooks/sign.h"

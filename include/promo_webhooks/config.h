@@ -84,6 +84,15 @@ struct config {
  * NULL. Returns 0, or -1 with err holding one line that names the variable
  * ("PROMO_WEBHOOKS_FAILURE_THRESHOLD: not a whole number: \"x\"").
  */
+/*
+ * The librdkafka properties a PROMO_WEBHOOKS_RDKAFKA_* variable may not
+ * set, NULL-terminated: the service sets them itself, and a pass-through
+ * value would silently break a dedicated variable, the at-least-once
+ * delivery or the loop integration. config_load refuses them (exit 2
+ * naming the variable); kafka.c relies on that.
+ */
+extern const char *const config_rdkafka_refused[];
+
 int config_load(struct config *cfg, config_lookup_fn *lookup, void *arg,
 		char *const *names, char *err, size_t errlen);
 /* Reads the process environment (getenv and environ). */
