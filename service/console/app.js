@@ -450,6 +450,8 @@
   // ---- attempts, enable again, test send ---------------------------------------
 
   async function openAttempts(w) {
+    // A test result belongs to the webhook it was sent for.
+    if (!state.attemptsFor || state.attemptsFor.id !== w.id) show($('test-result'), false);
     state.attemptsFor = w;
     setText($('attempts-title'), 'Attempts: ' + w.event + ' \u2192 ' + w.target);
     show($('attempts-enable'), !w.enabled);
@@ -500,9 +502,9 @@
       const o = r.json;
       const ok = o.error === null;
       $('test-result').className = 'test-result ' + (ok ? 'ok' : 'failed');
-      setText($('test-outcome'), (ok ? 'Delivered: HTTP ' + o.status : 'Failed: ' +
-        (o.status === null ? '' : 'HTTP ' + o.status + ', ') + o.error) +
-        ' (' + o.durationMs + ' ms)');
+      let text = ok ? 'Delivered: HTTP ' + o.status : 'Failed: ' + o.error;
+      if (!ok && o.status !== null && o.error !== 'HTTP ' + o.status) text += ' (HTTP ' + o.status + ')';
+      setText($('test-outcome'), text + ' (' + o.durationMs + ' ms)');
       setText($('test-response'), o.responseBody || '');
       show($('test-response'), !!o.responseBody);
       await openAttempts(w);

@@ -9,6 +9,7 @@ the service and passes their addresses in the environment:
   PW_PRODUCE    a command that produces N events for a company and type:
                 $PW_PRODUCE COMPANY TYPE PREFIX N
   PW_SHOTS      the directory for the screenshots
+  PW_REDIS_CLI  redis-cli with the service's Redis port and database
 
 Each step asserts what the page shows, waiting for a condition with a
 deadline (never a fixed sleep), and saves a screenshot of the screen.
@@ -35,6 +36,7 @@ RECV_PORT = os.environ["PW_RECV_PORT"]
 RECV_LOG = os.environ["PW_RECV_LOG"]
 PRODUCE = os.environ["PW_PRODUCE"]
 SHOTS = os.environ["PW_SHOTS"]
+REDIS_CLI = os.environ["PW_REDIS_CLI"]
 COMPANY = "acme"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # A company id is any visible ASCII but '/': this one is markup, and must
@@ -354,6 +356,31 @@ def run(driver):
         api("POST", "/v1/companies/%s/webhooks/%s/test" % (COMPANY, fail_id))
     check(api("GET", "/v1/companies/%s/webhooks/%s" % (COMPANY, fail_id))["enabled"] is True,
           "test sends counted toward the failure rule")
+
+    step("markup in the attempt log (a receiver's answer, an error) shows as text")
+    # Written to Redis directly, as a hostile receiver's answer would be
+    # stored: the page must show the characters, not build elements.
+    evil = {"at": "2026-12-03T10:00:00.000Z",
+            "eventId": "<script>window.__pwXss = 1</script>",
+            "attempt": 1, "status": 500,
+            "error": "<img src=x onerror=\"window.__pwXss = 2\">",
+            "durationMs": 1,
+            "responseBody": "<b>bold</b><script>window.__pwXss = 3</script>"}
+    subprocess.run(REDIS_CLI.split() + ["LPUSH", "{pw}:attempts:" + ok_id,
+                                        json.dumps(evil)], check=True,
+                   stdout=subprocess.DEVNULL)
+    row(driver, ok_id).find_element(By.CSS_SELECTOR, ".b-attempts").click()
+    wait(driver, "the hostile entry", lambda: any(
+        t.find_element(By.CSS_SELECTOR, ".a-error").text == evil["error"]
+        for t in driver.find_elements(By.CSS_SELECTOR, "#attempts-table tbody tr")))
+    table = el(driver, "#attempts-table")
+    check(not table.find_elements(By.CSS_SELECTOR, "tbody img, tbody script, tbody b"),
+          "markup from the attempt log became elements")
+    texts = [t.text for t in table.find_elements(By.CSS_SELECTOR, "tbody td")]
+    check(evil["eventId"] in texts and evil["responseBody"] in texts,
+          "the hostile entry is not shown as text: %r" % texts)
+    check(driver.execute_script("return window.__pwXss === undefined"), "injected script ran")
+    shot(driver, "12-markup-as-text")
 
     step("edit a webhook")
     row(driver, ok_id).find_element(By.CSS_SELECTOR, ".b-edit").click()

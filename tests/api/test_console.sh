@@ -105,9 +105,10 @@ mkdir -p "$shots"
 info "the console in headless Chromium"
 PW_API=$API PW_TOKEN=$TOKEN PW_RECV_PORT=$RECV_PORT PW_RECV_LOG=$RECV_LOG \
 	PW_PRODUCE="sh $T/produce.sh" PW_SHOTS=$shots SE_OFFLINE=true \
+	PW_REDIS_CLI="redis-cli -p $REDIS_PORT -n $REDIS_DB" \
 	PW_CHROMIUM=$(command -v chromium) PW_CHROMEDRIVER=$(command -v chromedriver) \
 	"$PYBIN" "$(dirname "$0")/console_test.py" || fail "the console test failed (screenshots: $shots)"
 n=$(find "$shots" -name '[0-9]*.png' | wc -l)
-[ "$n" -ge 11 ] || fail "only $n screenshots in $shots"
+[ "$n" -ge 12 ] || fail "only $n screenshots in $shots"
 stop_service
 echo "ok: the console works in Chromium; screenshots in $shots"
