@@ -44,7 +44,6 @@ struct dlq_job {
 	struct backoff retry;         /* produce retries */
 };
 
-
 static void dlq_free(struct dlq_job *j)
 {
 	if (j->prev)

@@ -350,46 +350,58 @@ static void target_release_if_idle(struct deliver *d, struct target *t)
 	ring_remove(d, t);
 }
 
-/* "scheme://host:port" of an absolute http(s) URL, lower case. */
-static int target_key(const char *url, char *key, size_t keylen, char *err,
-		      size_t errlen)
+/*
+ * "scheme://host:port" of an absolute http(s) URL, lower case, by curl's URL
+ * API: the one URL grammar of the service (the admin API checks targets
+ * with it too, deliver_target_check). Returns NULL, or why the URL cannot
+ * be delivered to.
+ */
+static const char *target_key(const char *url, char *key, size_t keylen)
 {
 	char *scheme = NULL, *host = NULL, *port = NULL;
+	const char *why = NULL;
 	CURLU *u = curl_url();
-	int rc = -1;
 	size_t i;
 
-	if (!u) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "invalid target URL");
+	if (!u)
+		return "cannot be parsed: out of memory";
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+		why = "is not a valid URL";
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		snprintf(err, errlen, "target URL is not http or https");
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		why = "must be an absolute http or https URL";
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0] ||
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-		snprintf(err, errlen, "invalid target URL");
+		why = "must name a host";
+		goto out;
+	}
+	if (strcmp(port, "0") == 0) {
+		why = "has an invalid port";
 		goto out;
 	}
 	if ((size_t)snprintf(key, keylen, "%s://%s:%s", scheme, host, port) >= keylen) {
-		snprintf(err, errlen, "target URL host too long");
+		why = "has a host name too long";
 		goto out;
 	}
 	for (i = 0; key[i]; i++)
 		key[i] = (char)tolower((unsigned char)key[i]);
-	rc = 0;
 out:
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
 	curl_url_cleanup(u);
-	return rc;
+	return why;
+}
+
+const char *deliver_target_check(const char *url)
+{
+	char key[1024];
+
+	return target_key(url, key, sizeof(key));
 }
 
 /* ---- curl callbacks -------------------------------------------------- */
@@ -969,13 +981,16 @@ static struct target *target_for_url(struct deliver *d, const char *url, char *w
 {
 	struct url_slot *slot = &d->url_cache[hash_key(url) & (URL_CACHE_SIZE - 1)];
 	struct target *t;
+	const char *reason;
 	char key[1024];
 	char *copy;
 
 	*bad = 0;
 	if (slot->url && strcmp(slot->url, url) == 0)
 		return slot->t;
-	if (target_key(url, key, sizeof(key), why, whylen) < 0) {
+	reason = target_key(url, key, sizeof(key));
+	if (reason) {
+		snprintf(why, whylen, "target URL %s", reason);
 		*bad = 1;
 		return NULL;
 	}

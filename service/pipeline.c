@@ -39,6 +39,7 @@
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/render.h"
 #include "promo_webhooks/retryjob.h"
+#include "promo_webhooks/retryrelay.h"
 #include "promo_webhooks/sign.h"
 #include "promo_webhooks/store.h"
 #include "promo_webhooks/store_outcomes.h"
@@ -95,17 +96,11 @@ struct inflight_event {
 	unsigned unfinished; /* parts given up or not recorded */
 };
 
-/* A retry claimed from Redis. */
-struct claimed_retry {
-	char *retry_id;
-	struct retry_job job;
-};
-
 /* One delivery attempt, from submission until its outcome is recorded. */
 struct delivery_job {
 	struct pipeline *p;
 	struct inflight_event *ie;    /* a first attempt: its event, else NULL */
-	struct claimed_retry *retry;  /* a retry: its job, else NULL */
+	struct retry_claim *retry;  /* a retry: its job, else NULL */
 	int attempt;                  /* 1 for the first attempt */
 	char webhook_id[WEBHOOK_ID_LEN + 1];
 	char message_id[SIGN_MESSAGE_ID_LEN];
@@ -152,7 +147,7 @@ struct pipeline {
 	struct deadletter *dlq; /* the dead-letter copier */
 	size_t jobs_live;       /* delivery jobs without a recorded outcome */
 	size_t retries_live;    /* of which retries */
-	int retry_claiming;     /* a retry claim is in flight */
+	struct retryrelay *retries; /* due retries from Redis */
 	int counting;           /* a store_counts is in flight */
 	struct noticerelay *notices; /* the notice outbox's relay */
 	struct logged_attempt attempts[PIPELINE_ATTEMPT_BATCH];
@@ -193,7 +188,6 @@ static void set_intake(struct pipeline *p, int on)
 /* After any completion: resume intake once there is room again, or move a
  * shutdown on when nothing is left in flight. */
 static void after_completion(struct pipeline *p);
-
 
 /* ---- dead letters ---------------------------------------------------- */
 
@@ -238,15 +232,6 @@ static void job_src(const struct delivery_job *job, struct payload_src *src)
 	}
 }
 
-static void claimed_retry_free(struct claimed_retry *cr)
-{
-	if (!cr)
-		return;
-	retry_job_release(&cr->job);
-	free(cr->retry_id);
-	free(cr);
-}
-
 /*
  * The end of a job: its outcome is recorded (recorded=1), or it was given
  * up (recorded=0: cancelled at shutdown, or not recordable). A first
@@ -276,7 +261,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 		event_part_done(p, job->ie, recorded);
 	if (job->retry) {
 		p->retries_live--;
-		claimed_retry_free(job->retry);
+		retry_claim_free(job->retry);
 	}
 	backoff_release(&job->record);
 	free(job->response);
@@ -489,7 +474,6 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
 	}
 }
-
 
 static void delivery_done(void *arg, const struct deliver_result *res)
 {
@@ -731,60 +715,28 @@ static int is_promotion_change(enum event_type t)
 
 /* ---- retries and notices, claimed from Redis --------------------------- */
 
-static void retries_claimed(void *arg, enum store_status status,
-			    const struct store_claimed *items, size_t n)
+/* The retry relay hands over a claimed retry of webhook wh. */
+static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook *wh)
 {
 	struct pipeline *p = arg;
-	size_t i;
+	struct delivery_job *job = calloc(1, sizeof(*job));
 
-	p->retry_claiming = 0;
-	if (status != STORE_OK) {
-		p->counters.redis_errors++;
-		return;
+	if (!job)
+		return -1;
+	job->p = p;
+	job->retry = rc;
+	job->attempt = rc->job.attempt;
+	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	snprintf(job->message_id, sizeof(job->message_id), "%s", rc->job.message_id);
+	/* Counted before submitting: a saturated target finishes the job
+	 * inside submit_job. */
+	p->retries_live++;
+	if (submit_job(p, job, wh) < 0) {
+		p->retries_live--;
+		free(job);
+		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		struct claimed_retry *cr = calloc(1, sizeof(*cr));
-		struct delivery_job *job = NULL;
-		const struct webhook *wh;
-		char err[128];
-
-		if (!cr)
-			break;
-		cr->retry_id = strdup(items[i].id);
-		if (!cr->retry_id ||
-		    retry_job_decode(&cr->job, items[i].payload, items[i].payload_len, err,
-				     sizeof(err)) < 0) {
-			log_error("unreadable retry job", "retry=%s", items[i].id);
-			claimed_retry_free(cr);
-			continue;
-		}
-		/* The webhook as it is now: a retry for one disabled or
-		 * deleted meanwhile is dropped (Redis drops it at the next
-		 * claim, when the cache may have lagged). */
-		wh = registry_webhook(p->reg, cr->job.webhook_id);
-		if (!wh || !wh->enabled || strcmp(wh->company_id, cr->job.company_id) != 0) {
-			claimed_retry_free(cr);
-			continue;
-		}
-		job = calloc(1, sizeof(*job));
-		if (!job) {
-			claimed_retry_free(cr);
-			break;
-		}
-		job->p = p;
-		job->retry = cr;
-		job->attempt = cr->job.attempt;
-		snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
-		snprintf(job->message_id, sizeof(job->message_id), "%s", cr->job.message_id);
-		/* Counted before submitting: a saturated target finishes the
-		 * job inside submit_job. */
-		p->retries_live++;
-		if (submit_job(p, job, wh) < 0) {
-			p->retries_live--;
-			free(job);
-			claimed_retry_free(cr);
-		}
-	}
+	return 0;
 }
 
 static void claim_retries(struct pipeline *p)
@@ -792,15 +744,13 @@ static void claim_retries(struct pipeline *p)
 	size_t cap = (size_t)p->cfg->max_in_flight / PIPELINE_RETRY_SHARE + 1;
 	size_t want;
 
-	if (p->retry_claiming || p->retries_live >= cap)
+	if (p->retries_live >= cap)
 		return;
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
-	if (store_retry_claim(p->store, clock_wall_ms(),
-			      p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want,
-			      retries_claimed, p) == 0)
-		p->retry_claiming = 1;
+	retryrelay_claim(p->retries, clock_wall_ms(),
+			 p->cfg->delivery_timeout_ms + PIPELINE_RETRY_LEASE_MARGIN_MS, want);
 }
 
 static void counts_cb(void *arg, enum store_status status, int64_t retries, int64_t notices)
@@ -1051,7 +1001,8 @@ struct pipeline *pipeline_new(struct event_base *base, const struct config *cfg,
 		goto fail;
 	p->dlq = deadletter_new(base, cfg, p->kafka, dead_lettered, p);
 	p->notices = noticerelay_new(cfg, p->store, p->kafka);
-	if (!p->dlq || !p->notices) {
+	p->retries = retryrelay_new(p->store, p->reg, submit_retry, p);
+	if (!p->dlq || !p->notices || !p->retries) {
 		snprintf(err, errlen, "cannot create the pipeline's relays: out of memory");
 		goto fail;
 	}
@@ -1084,6 +1035,7 @@ void pipeline_free(struct pipeline *p)
 		kafka_free(p->kafka);
 	deadletter_free(p->dlq);
 	noticerelay_free(p->notices);
+	retryrelay_free(p->retries);
 	if (p->deliver)
 		deliver_free(p->deliver);
 	if (p->offsets)
@@ -1140,7 +1092,8 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 
 	noticerelay_errors(p->notices, &relay_redis, &relay_kafka);
 	pmetrics_write(&p->counters, deliver_pending(p->deliver),
-		       offsets_pending_total(p->offsets), relay_redis, relay_kafka, out);
+		       offsets_pending_total(p->offsets),
+		       relay_redis + retryrelay_errors(p->retries), relay_kafka, out);
 	deadletter_metrics(p->dlq, out);
 	noticerelay_metrics(p->notices, out);
 	prom_family(out, "promo_webhooks_oldest_unfinished_event_age_seconds", "gauge",

@@ -2,7 +2,7 @@
  * registry: the in-memory webhook cache the pipeline matches events
  * against. See include/promo_webhooks/registry.h.
  *
- * Consistency: a snapshot is read together with pw:version in one script,
+ * Consistency: a snapshot is read together with {pw}:version in one script,
  * and every write bumps that version in the same step as the data. So a
  * snapshot at version V holds every change up to V. The registry reloads
  * when it hears of a version above V (pub/sub, or a write in this process)

@@ -131,7 +131,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->scanning || !registry_is_loaded(s->reg) || !store_is_ready(s->store))
 		return;
-	/* A pass runs with no hooks too: it consumes pw:promo-fresh. */
+	/* A pass runs with no hooks too: it consumes {pw}:promo-fresh. */
 	n = collect_hooks(s);
 	if (n < 0) {
 		log_error("period scan skipped: out of memory", "tick_ms=%ld",

@@ -14,6 +14,7 @@
  * stored) and the admin API's validation rules for each field.
  */
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/deliver.h"
 #include "promo_webhooks/sign.h"
 
 #include <errno.h>
@@ -388,17 +389,19 @@ static int is_uri_plain(unsigned char c)
 }
 
 /*
- * A strict check of an absolute http(s) URL, meant to refuse what a
- * delivery could never reach rather than to parse: scheme http or https
- * (any case), "://", optional user info, a non-empty host (name, IPv4 or
- * [IPv6]), an optional port 1-65535, then path, query and fragment made of
- * URI characters only (no spaces, controls, raw non-ASCII or stray '%').
+ * The target check. The URL grammar is the deliverer's (curl's URL API,
+ * deliver_target_check), so the API accepts exactly what a delivery can
+ * parse. On top of it the API is stricter about the text than curl, which
+ * repairs what it can: only URI characters (no spaces, controls, raw
+ * non-ASCII, stray '%' or characters that must be percent-encoded), the
+ * scheme followed by "://" and a host (curl reads "https:/x" and
+ * "https:///x" as hosts), and no empty port ("host:/").
  * Returns NULL when fine, else why not.
  */
 static const char *target_check(const char *url, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)url;
-	const unsigned char *end = p + len, *auth, *auth_end, *host, *q;
+	const unsigned char *end = p + len, *auth, *auth_end, *q;
 	size_t slen;
 
 	if (len > WEBHOOK_TARGET_MAX)
@@ -406,69 +409,6 @@ static const char *target_check(const char *url, size_t len)
 	for (q = p; q < end; q++) {
 		if (*q <= 0x20 || *q >= 0x7f)
 			return "must not contain spaces, control or non-ASCII characters";
-	}
-	if (len >= 8 && strncasecmp(url, "https://", 8) == 0)
-		slen = 8;
-	else if (len >= 7 && strncasecmp(url, "http://", 7) == 0)
-		slen = 7;
-	else
-		return "must be an absolute http or https URL";
-
-	auth = p + slen;
-	auth_end = auth;
-	while (auth_end < end && *auth_end != '/' && *auth_end != '?' &&
-	       *auth_end != '#')
-		auth_end++;
-
-	/* User info ends at the last '@' of the authority. */
-	host = auth;
-	for (q = auth; q < auth_end; q++) {
-		if (*q == '@')
-			host = q + 1;
-	}
-	for (q = auth; q < host; q++) {
-		if (*q == '@' && q == host - 1)
-			break;
-		if (*q == '%') {
-			if (q + 2 >= host || !is_hex(q[1]) || !is_hex(q[2]))
-				return "has a malformed percent-encoding";
-			q += 2;
-		} else if (!is_uri_plain(*q) && *q != ':') {
-			return "has an invalid user info";
-		}
-	}
-
-	if (host < auth_end && *host == '[') {
-		q = host + 1;
-		while (q < auth_end && (is_hex(*q) || *q == ':' || *q == '.'))
-			q++;
-		if (q == host + 1 || q >= auth_end || *q != ']')
-			return "has an invalid IPv6 host";
-		q++;
-	} else {
-		q = host;
-		while (q < auth_end && (is_alpha(*q) || is_digit(*q) ||
-					*q == '-' || *q == '.' || *q == '_'))
-			q++;
-		if (q == host)
-			return "must name a host";
-	}
-	if (q < auth_end) {
-		unsigned long port = 0;
-		const unsigned char *digits;
-
-		if (*q != ':')
-			return "has an invalid host";
-		digits = ++q;
-		while (q < auth_end && is_digit(*q) && q - digits < 6) {
-			port = port * 10 + (unsigned long)(*q - '0');
-			q++;
-		}
-		if (q != auth_end || q == digits || port < 1 || port > 65535)
-			return "has an invalid port";
-	}
-
-	for (q = auth_end; q < end; q++) {
 		if (*q == '%') {
 			if (q + 2 >= end || !is_hex(q[1]) || !is_hex(q[2]))
 				return "has a malformed percent-encoding";
@@ -477,7 +417,22 @@ static const char *target_check(const char *url, size_t len)
 			return "contains a character that must be percent-encoded";
 		}
 	}
-	return NULL;
+	if (len >= 8 && strncasecmp(url, "https://", 8) == 0)
+		slen = 8;
+	else if (len >= 7 && strncasecmp(url, "http://", 7) == 0)
+		slen = 7;
+	else
+		return "must be an absolute http or https URL";
+	auth = p + slen;
+	auth_end = auth;
+	while (auth_end < end && *auth_end != '/' && *auth_end != '?' &&
+	       *auth_end != '#')
+		auth_end++;
+	if (auth_end == auth)
+		return "must name a host";
+	if (auth_end[-1] == ':')
+		return "has an invalid port";
+	return deliver_target_check(url);
 }
 
 /* ---- webhook request bodies ---- */

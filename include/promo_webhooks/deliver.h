@@ -77,6 +77,15 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 
 /* Requests submitted and not yet completed (queued or running). */
 size_t deliver_pending(const struct deliver *d);
+
+/*
+ * Whether url is a target this module can deliver to, by the parser every
+ * delivery uses (curl's URL API): an absolute http or https URL with a host
+ * and a port from 1 to 65535. Returns NULL, or why not (a static phrase
+ * such as "must name a host"). Pure: the admin API validates targets with
+ * it, so the two never disagree.
+ */
+const char *deliver_target_check(const char *url);
 /* Completes every queued and running request with DELIVER_CANCELLED. */
 void deliver_cancel_all(struct deliver *d);
 

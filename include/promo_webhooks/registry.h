@@ -44,7 +44,7 @@ void registry_free(struct registry *reg);
 /* 1 once the first load has finished; stays 1 (a stale cache is kept while
  * Redis is away). */
 int registry_is_loaded(const struct registry *reg);
-/* The pw:version the current snapshot was read at (0 before the first). */
+/* The {pw}:version the current snapshot was read at (0 before the first). */
 int64_t registry_version(const struct registry *reg);
 /* Webhooks in the current snapshot (enabled or not). */
 size_t registry_count(const struct registry *reg);

@@ -26,15 +26,13 @@
  *                                  retry is pushed to now + lease so that a
  *                                  replica that dies holding it lets another
  *                                  one take it when the lease runs out
- *   {pw}:retry-jobs            HASH  retry id -> the job (opaque JSON)
+ *   {pw}:retry-jobs            HASH  retry id -> the job (retryjob.h: a
+ *                                  job, or a period occurrence's fields)
  *   {pw}:outbox                ZSET  notice id -> when it may next be claimed
- *   {pw}:notices               HASH  notice id -> the notice JSON (contract 5):
- *                                  {"type":"WebhookDisabled","to","subject",
- *                                  "text","companyId","webhookId","event",
- *                                  "target","disabledAt":"<RFC 3339>",
- *                                  "failures":[{"at","status","error"}, ...
- *                                  every failure in the window, oldest
- *                                  first]}
+ *   {pw}:notices               HASH  notice id -> the notice's fields
+ *                                  (notice_fields_encode); the relay
+ *                                  renders the message of contract 5
+ *                                  (notice_render) when it publishes it
  *
  * Retry ids are "<webhookId>:<due ms>:<seq>" and notice ids
  * "<webhookId>:<at ms>:<seq>": the webhook id before the first ':' is what
@@ -93,19 +91,23 @@ typedef void store_failure_cb(void *arg, enum store_status status,
 			      enum store_failure_result result);
 
 /*
- * In one Lua step: appends the attempt to the attempt log; adds the failure
- * to {pw}:failures:<id> with a unique member (the member carries at, status
- * and error for the notice), drops entries older than the window and sets
- * the key to expire after the window; removes f->retry_id; and then, if the
- * webhook is enabled and at least threshold failures fall within the
- * window, disables it (enabled false, disabledAt, disabledReason, revision,
- * {pw}:version, PUBLISH: as every write) and, when the company's
- * webhookDisabledNotificationEmail is set, adds the notice to the outbox;
- * else, if enabled and f->next_job is set, schedules that retry.
+ * Step one (record_failure.lua): appends the attempt to the attempt log;
+ * adds the failure to {pw}:failures:<id> with a unique member (the member
+ * carries at, status and error for the notice), drops entries older than
+ * the window and sets the key to expire after the window; removes
+ * f->retry_id; and, if the webhook is enabled and under the threshold,
+ * schedules f->next_job when set. Step two, when the webhook is enabled
+ * and at least threshold failures fall within the window: the disabled
+ * document is built here (webhook_disable: enabled false, disabledAt,
+ * disabledReason, updatedAt moved up to at_ms, revision + 1) and stored by
+ * webhook_disable.lua if the webhook is still at the revision it was built
+ * from ({pw}:version, PUBLISH: as every write), with the notice's fields
+ * (notice.h) in the outbox when the company's
+ * webhookDisabledNotificationEmail is set; a concurrent write makes it
+ * build again from what is stored. The callback comes after both steps.
  * Any number of replicas racing: one disable, one notice. A failure of a
  * disabled webhook is only logged; one of a deleted webhook (no stored
  * document) is not even logged, and any keys it left are removed.
- * The disable also sets updatedAt (to at_ms, unless it is later already);
  * disabledReason reads "3 failed deliveries within 3600 s".
  */
 int store_record_failure(struct store *st, const struct store_failure *f,

@@ -16,9 +16,10 @@
  *                                     pass that finished (which empties
  *                                     it), scored with {pw}:promo-gen
  *   {pw}:promo-gen                STRING a counter of such changes
- *   {pw}:occ:<webhookId>:<promotionId>:<start|end>:<S ms>
- *                               STRING set once when the occurrence is
- *                                     claimed; expires a day after S
+ *   {pw}:occurrences              ZSET  "<webhookId>:<promotionId>:<start|end>:
+ *                                     <S ms>" -> S + a day: added once when
+ *                                     the occurrence is claimed, dropped by
+ *                                     the first pass after that time
  *   {pw}:scheduler:lock           STRING held for one pass's lock_ms
  *   {pw}:sched:pass               STRING the number of the last pass
  *   {pw}:sched:<webhookId>:<start|end>
@@ -27,13 +28,16 @@
  *                                     change up to {pw}:promo-gen = gen was
  *                                     looked at; expires after a day
  *                                     without a pass
- * A claimed occurrence becomes a retry job (attempt 1, due at once) in
- * {pw}:retries/{pw}:retry-jobs in the same step, so the retry machinery
+ * A claimed occurrence becomes a retry due at once in {pw}:retries/
+ * {pw}:retry-jobs in the same step (its plain fields; retryjob.c makes the
+ * job of attempt 1 and its message id when it is claimed), so the retry
+ * machinery
  * delivers it at least once with a stable webhook-id, under the failure
  * rule and the retry schedule, even if the claiming replica dies.
  * Tombstones stay in {pw}:promo:<c> (a few dozen bytes each) so that no late
- * event can bring a deleted promotion back. The scripts name keys they
- * compute (per company, per occurrence): one Redis, not Redis Cluster.
+ * event can bring a deleted promotion back. Every key a script touches is
+ * passed in its KEYS (the scan gets each hook's mark, promotions and date
+ * index), all under the hash tag {pw} (store.h).
  */
 #ifndef PROMO_WEBHOOKS_STORE_PROMOS_H
 #define PROMO_WEBHOOKS_STORE_PROMOS_H
@@ -104,8 +108,8 @@ typedef void store_scan_cb(void *arg, enum store_status status,
  * occurrences that became due. At most 1000 occurrences are claimed in
  * one pass; the next passes go on where it stopped. Hooks with a type that is
  * not a period event, without a period, or with P <= 0 are skipped. The
- * hooks travel as one argument, so a pass holds up to about 25,000 hooks
- * (the store's 4 MiB cap on a command).
+ * hooks travel as one argument and each brings three keys, so a pass holds
+ * up to about 15,000 hooks (the store's 4 MiB cap on a command).
  */
 int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 		      int64_t lock_ms, const struct store_period_hook *hooks,

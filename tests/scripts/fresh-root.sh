@@ -18,12 +18,14 @@
 #      (/usr/local/share/ca-certificates; they take effect when deps.sh
 #      installs ca-certificates) and resolv.conf;
 #   3. clones the repository's committed HEAD into /src of the root (what is
-#      not committed is not tested), mounts /proc, /sys, /dev, /dev/pts and
-#      /dev/shm, and runs COMMAND in /src with a clean environment (HOME,
-#      PATH, LANG, CI and the PW_* variables only);
+#      not committed is not tested), makes the root a mount point with the
+#      host's /dev and /sys bound in, and runs COMMAND in /src in a mount
+#      namespace of its own entered with pivot_root (so podman works inside,
+#      see docker/README.md), with its own /proc and /dev/shm and a clean
+#      environment (HOME, PATH, LANG, CI and the PW_* variables only);
 #   4. copies /src/build/test-artifacts back to ./build/test-artifacts,
-#      stops every process still running inside the root (only those: a
-#      process whose root directory is this root), unmounts and removes it.
+#      stops every process still running in that mount namespace (only
+#      those), unmounts and removes the root.
 #
 # Exit status: COMMAND's. PW_KEEP_ROOT=1 keeps the root (printed) for a look.
 set -eu
@@ -33,7 +35,7 @@ set -eu
 	exit 2
 }
 [ "$(id -u)" -eq 0 ] || {
-	echo "fresh-root.sh: must run as root (debootstrap, mount, chroot)" >&2
+	echo "fresh-root.sh: must run as root (debootstrap, mount, unshare)" >&2
 	exit 2
 }
 
@@ -83,23 +85,26 @@ if [ ! -f "$base" ]; then
 fi
 
 root=$(mktemp -d /var/tmp/pw-fresh-root.XXXXXX)
-mounted=""
+mounted=0
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
-	# Processes left running inside the root (a broker after a failed
-	# test): only those whose root directory is this root.
-	for p in /proc/[0-9]*; do
-		if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ]; then
-			kill -9 "${p#/proc/}" 2>/dev/null || true
-		fi
-	done
-	for m in $mounted; do
-		umount -l "$root$m" 2>/dev/null || true
-	done
+	# Processes left running in the root's mount namespace (a broker after
+	# a failed test): only those.
+	ns=$(cat "$root/.fresh-root.ns" 2>/dev/null || true)
+	if [ -n "$ns" ]; then
+		for p in /proc/[0-9]*; do
+			if [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ]; then
+				kill -9 "${p#/proc/}" 2>/dev/null || true
+			fi
+		done
+	fi
+	if [ "$mounted" = 1 ]; then
+		umount -R "$root" 2>/dev/null || umount -R -l "$root" 2>/dev/null || true
+	fi
 	if [ "${PW_KEEP_ROOT:-0}" = 1 ]; then
 		say "root kept in $root"
-	elif grep -q " $root/" /proc/mounts; then
+	elif grep -q " $root[ /]" /proc/mounts; then
 		# Never remove through a mount that is still there (/dev!).
 		say "something is still mounted under $root: not removing it"
 	else
@@ -133,16 +138,17 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The repository as committed.
 git clone -q --no-hardlinks "$repo" "$root/src"
 
-for m in /proc /sys /dev /dev/pts /dev/shm; do
-	mkdir -p "$root$m"
-	case $m in
-	/proc) mount -t proc proc "$root$m" ;;
-	/sys) mount -t sysfs sysfs "$root$m" ;;
-	/dev/shm) mount -t tmpfs -o mode=1777 shm "$root$m" ;;
-	*) mount --bind "$m" "$root$m" ;;
-	esac
-	mounted="$m $mounted"
-done
+# The root as a mount point of its own, with the host's /dev and /sys
+# (recursively: cgroups, devpts) as slaves, so unmounting them here never
+# touches the host's. Podman's tests need all three (docker/README.md).
+mount --bind "$root" "$root"
+mounted=1
+mount --make-private "$root"
+mkdir -p "$root/dev" "$root/sys" "$root/proc"
+mount --rbind /dev "$root/dev"
+mount --make-rslave "$root/dev"
+mount --rbind /sys "$root/sys"
+mount --make-rslave "$root/sys"
 
 # A clean environment: HOME, PATH, LANG, CI and the caller's PW_* settings.
 {
@@ -159,7 +165,25 @@ done
 t1=$(now)
 say "root ready in $((t1 - t0)) s: $root; running: $*"
 rc=0
-chroot "$root" /usr/bin/env -i /bin/sh -c '. /fresh-root.env && cd /src && exec "$@"' sh "$@" || rc=$?
+# A mount namespace of its own, entered with pivot_root rather than chroot
+# (in a chroot, runc's pivot_root would swap the chroot's mount and
+# `podman exec` would land on the host's root), with its own /proc and
+# /dev/shm.
+unshare --mount --propagation private /bin/sh -c '
+	set -e
+	root=$1
+	shift
+	readlink /proc/self/ns/mnt >"$root/.fresh-root.ns"
+	mount -t proc proc "$root/proc"
+	mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+	cd "$root"
+	mkdir -p .oldroot
+	pivot_root . .oldroot
+	cd /
+	umount -l /.oldroot
+	rmdir /.oldroot
+	exec /usr/bin/env -i /bin/sh -c ". /fresh-root.env && cd /src && exec \"\$@\"" sh "$@"
+' sh "$root" "$@" || rc=$?
 t2=$(now)
 say "command exited $rc after $((t2 - t1)) s (root set up in $((t1 - t0)) s)"
 
