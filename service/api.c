@@ -17,11 +17,15 @@
  * would only pass that context around.
  */
 #include "promo_webhooks/api.h"
-#include "promo_webhooks/prom.h"
+#include "promo_webhooks/assets.h"
 #include "promo_webhooks/clock.h"
+#include "promo_webhooks/deliver.h"
+#include "promo_webhooks/prom.h"
 #include "promo_webhooks/event.h"
+#include "promo_webhooks/httpguard.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/samples.h"
+#include "promo_webhooks/sign.h"
 #include "promo_webhooks/webhook.h"
 #include "promo_webhooks/store_hooks.h"
 #include "promo_webhooks/store_outcomes.h"
@@ -43,13 +47,24 @@
 #include <event2/keyvalq_struct.h>
 
 #define API_BODY_MAX ((size_t)64 * 1024)   /* contract: 64 KiB in */
-/* evhttp's own cap, above ours so that our JSON 413 answers the usual
- * oversize bodies; beyond this evhttp refuses on its own. */
-#define API_EVHTTP_BODY_CAP ((ev_ssize_t)1024 * 1024)
+/* The connection guard (httpguard.c) refuses a larger Content-Length, or a
+ * head over API_HEAD_MAX, in the contract's shape before reading the body;
+ * evhttp's own limits stay behind it as a backstop. */
+#define API_HEAD_MAX ((size_t)16 * 1024)
 #define API_HEADERS_MAX ((ev_ssize_t)32 * 1024)
-#define API_IDLE_TIMEOUT_S 60
+/* Admin connections at once, and how long one may take to deliver a whole
+ * request once it is ready for one (a slow client is then closed, and a
+ * new connection at the limit closes the one waiting longest). */
+#define API_MAX_CONNS 128
+#define API_REQUEST_MS 10000
+/* evhttp's idle timeout, for what the guard does not watch: an answer
+ * the client does not read. */
+#define API_IDLE_TIMEOUT_S 30
 #define API_CAS_TRIES 5
 #define API_MAX_SEGS 8
+/* libevent 2.1's http-internal.h: the type of a request whose method it
+ * does not know. */
+#define API_EVHTTP_REQ_UNKNOWN (1 << 15)
 
 enum api_action {
 	ACT_WEBHOOK_LIST,
@@ -62,7 +77,10 @@ enum api_action {
 	ACT_WEBHOOK_ATTEMPTS,
 	ACT_SETTINGS_GET,
 	ACT_SETTINGS_PUT,
+	ACT_WEBHOOK_TEST,
 };
+
+struct api_test;
 
 /* A request waiting for the store. */
 struct api_req {
@@ -77,6 +95,7 @@ struct api_req {
 	struct webhook wh;            /* the webhook being written / shown */
 	struct company_settings settings;
 	int tries;                    /* create / compare-and-set attempts */
+	struct api_test *test;        /* ACT_WEBHOOK_TEST: its outcome */
 };
 
 struct api {
@@ -86,8 +105,10 @@ struct api {
 	struct registry *reg;
 	struct api_hooks hooks;
 	struct evhttp *http;
+	struct httpguard *guard;
 	int port;
 	struct api_req *reqs;         /* in flight */
+	struct deliver *deliver;      /* test sends; created on the first */
 	unsigned long long responses[6]; /* by status class 1xx..5xx, [0] other */
 };
 
@@ -99,15 +120,20 @@ static const char *reason_phrase(int code)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
+	case 301: return "Moved Permanently";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
+	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
@@ -137,6 +163,7 @@ static void reply_raw(struct api *api, struct evhttp_request *req, int code,
 	int cls = code / 100;
 
 	api->responses[cls >= 1 && cls <= 5 ? cls : 0]++;
+	httpguard_answered(api->guard, req);
 	log_debug("admin request", "method=%s path=\"%.200s\" status=%d",
 		  method_name(evhttp_request_get_command(req)),
 		  evhttp_request_get_uri(req), code);
@@ -338,6 +365,7 @@ static void areq_free(struct api_req *ar)
 	free(ar->company_id);
 	free(ar->id);
 	free(ar->body);
+	free(ar->test);
 	free(ar);
 }
 
@@ -575,6 +603,8 @@ static void on_attempts(void *arg, enum store_status status,
 	areq_free(ar);
 }
 
+static void test_start(struct api_req *ar);
+
 static void on_got(void *arg, enum store_status status, const struct webhook *wh)
 {
 	struct api_req *ar = arg;
@@ -605,6 +635,9 @@ static void on_got(void *arg, enum store_status status, const struct webhook *wh
 			     ar->wh.id, ar->wh.period, ar->wh.period_value,
 			     ar->wh.payload_type);
 		areq_free(ar);
+		return;
+	case ACT_WEBHOOK_TEST:
+		test_start(ar);
 		return;
 	case ACT_WEBHOOK_ATTEMPTS:
 		/* The webhook exists under this company: now its log. */
@@ -663,6 +696,10 @@ static void on_deleted(void *arg, enum store_status status, int64_t version)
 	areq_free(ar);
 }
 
+static void route_test(struct api *api, struct evhttp_request *req,
+		       enum evhttp_cmd_type m, const char *company_id,
+		       const char *id);
+
 /* /v1/companies/{c}/webhooks[/{id}[/{sub}]] */
 static void route_webhooks(struct api *api, struct evhttp_request *req,
 			   enum evhttp_cmd_type m, const char *company_id,
@@ -685,6 +722,10 @@ static void route_webhooks(struct api *api, struct evhttp_request *req,
 			reply_error(api, req, 500, "internal", NULL, "out of memory");
 		else if (store_webhook_list(api->store, company_id, on_list, ar) < 0)
 			areq_not_started(ar);
+		return;
+	}
+	if (sub && strcmp(sub, "test") == 0) {
+		route_test(api, req, m, company_id, id);
 		return;
 	}
 	if (sub && strcmp(sub, "sample-payload") != 0 &&
@@ -729,6 +770,221 @@ static void route_webhooks(struct api *api, struct evhttp_request *req,
 	if (action == ACT_WEBHOOK_DELETE) {
 		if (store_webhook_delete(api->store, company_id, id, on_deleted, ar) < 0)
 			areq_not_started(ar);
+		return;
+	}
+	start_get(ar);
+}
+
+/* ---- test send: POST /v1/companies/{c}/webhooks/{id}/test ----
+ *
+ * Sends the webhook's sample payload (its event type, its payload data
+ * type or else the company's, a fresh message id, occurredAt now) to its
+ * target through deliver.c, the path of every delivery: the address
+ * policy, the signature, the timeout, the response cap. The attempt goes
+ * to the attempt log marked "test" (store_record_test: never counted by
+ * the failure rule, never retried); the answer is its outcome, written
+ * after the log so that a client reading the log next sees it.
+ */
+
+#define API_TEST_RESPONSE_MAX 1024  /* the start of the answer kept */
+
+struct api_test {
+	char message_id[SIGN_MESSAGE_ID_LEN];
+	char at[32];                  /* RFC 3339 start of the attempt */
+	int64_t at_ms;
+	long status;                  /* 0 when none was received */
+	char error[256];              /* "" on success */
+	int64_t duration_ms;
+	size_t response_len;
+	char response[API_TEST_RESPONSE_MAX];
+};
+
+static void test_reply(struct api_req *ar)
+{
+	const struct api_test *t = ar->test;
+	struct buf b;
+
+	buf_init(&b, BUF_DEFAULT_MAX);
+	buf_adds(&b, "{\"at\":");
+	buf_add_json_string(&b, t->at, strlen(t->at));
+	buf_adds(&b, ",\"messageId\":");
+	buf_add_json_string(&b, t->message_id, strlen(t->message_id));
+	buf_adds(&b, ",\"status\":");
+	if (t->status > 0)
+		buf_addf(&b, "%ld", t->status);
+	else
+		buf_adds(&b, "null");
+	buf_adds(&b, ",\"error\":");
+	if (t->error[0])
+		buf_add_json_string(&b, t->error, strlen(t->error));
+	else
+		buf_adds(&b, "null");
+	buf_addf(&b, ",\"durationMs\":%lld,\"responseBody\":",
+		 (long long)t->duration_ms);
+	if (t->response_len)
+		buf_add_json_string(&b, t->response, t->response_len);
+	else
+		buf_adds(&b, "null");
+	buf_addc(&b, '}');
+	reply_buf(ar->api, ar->req, 200, "application/json", &b);
+	buf_release(&b);
+	areq_free(ar);
+}
+
+static void on_test_logged(void *arg, enum store_status status, int64_t version)
+{
+	struct api_req *ar = arg;
+
+	(void)version;
+	if (status != STORE_OK)
+		log_warn("test send not logged", "webhook=%s status=%s", ar->id,
+			 store_status_name(status));
+	test_reply(ar);
+}
+
+static void on_test_done(void *arg, const struct deliver_result *res)
+{
+	struct api_req *ar = arg;
+	struct api_test *t = ar->test;
+	struct store_attempt a;
+
+	if (res->outcome == DELIVER_CANCELLED) {
+		/* The service is shutting down (api_free). */
+		reply_error(ar->api, ar->req, 503, "unavailable", NULL,
+			    "the service is shutting down");
+		areq_free(ar);
+		return;
+	}
+	t->at_ms = res->started_ms ? res->started_ms : t->at_ms;
+	event_format_time(t->at_ms, t->at, sizeof(t->at));
+	t->status = res->status;
+	snprintf(t->error, sizeof(t->error), "%s",
+		 res->outcome == DELIVER_OK ? "" : res->error);
+	t->duration_ms = res->duration_ms;
+	t->response_len = 0;
+	if (res->response && res->response_len) {
+		t->response_len = res->response_len < sizeof(t->response) ?
+			res->response_len : sizeof(t->response);
+		memcpy(t->response, res->response, t->response_len);
+	}
+	log_info("test send", "company=%s webhook=%s status=%ld duration_ms=%lld",
+		 ar->company_id, ar->id, t->status, (long long)t->duration_ms);
+
+	memset(&a, 0, sizeof(a));
+	a.webhook_id = ar->wh.id;
+	a.event_id = "test";
+	a.attempt = 1;
+	a.at_ms = t->at_ms;
+	a.status = t->status;
+	a.error = t->error[0] ? t->error : NULL;
+	a.duration_ms = t->duration_ms;
+	a.response = t->response_len ? t->response : NULL;
+	a.response_len = t->response_len;
+	if (store_record_test(ar->api->store, &a, on_test_logged, ar) < 0)
+		test_reply(ar);
+}
+
+static void test_send(struct api_req *ar, enum payload_type fmt)
+{
+	struct api *api = ar->api;
+	struct api_test *t = ar->test;
+	struct deliver_request dr;
+	char nonce[WEBHOOK_ID_LEN + 1], err[256];
+	struct buf b;
+	size_t len;
+	int rc;
+
+	if (!api->deliver) {
+		api->deliver = deliver_new(api->base, api->cfg, err, sizeof(err));
+		if (!api->deliver) {
+			log_error("cannot start test sends", "error=\"%s\"", err);
+			reply_error(api, ar->req, 500, "internal", NULL,
+				    "test sends are unavailable");
+			areq_free(ar);
+			return;
+		}
+	}
+	if (fmt == PAYLOAD_DEFAULT)
+		fmt = PAYLOAD_JSON;
+	/* A fresh message id per test, derived like a real one. */
+	if (new_webhook_id(nonce) < 0) {
+		areq_fail(ar, STORE_ERROR);
+		return;
+	}
+	sign_message_id("urn:promo-webhooks:test", nonce, ar->wh.id, "",
+			t->message_id);
+	t->at_ms = clock_wall_ms();
+	event_format_time(t->at_ms, t->at, sizeof(t->at));
+	buf_init(&b, BUF_DEFAULT_MAX);
+	if (samples_render_message(ar->wh.event, ar->wh.company_id, ar->wh.id,
+				   ar->wh.period, ar->wh.period_value, fmt,
+				   t->message_id, t->at, &b) != SAMPLES_OK ||
+	    b.failed) {
+		buf_release(&b);
+		reply_error(api, ar->req, 500, "internal", NULL,
+			    "the sample payload could not be rendered");
+		areq_free(ar);
+		return;
+	}
+	memset(&dr, 0, sizeof(dr));
+	dr.target = ar->wh.target;
+	dr.body = buf_detach(&b, &len);
+	dr.body_len = len;
+	dr.content_type = samples_content_type(fmt);
+	dr.message_id = t->message_id;
+	dr.secret = ar->wh.secret;
+	rc = deliver_submit(api->deliver, &dr, on_test_done, ar);
+	buf_release(&b);
+	if (rc != 0)
+		areq_not_started(ar);
+}
+
+static void on_settings_for_test(void *arg, enum store_status status,
+				 const struct company_settings *s)
+{
+	struct api_req *ar = arg;
+
+	if (status != STORE_OK) {
+		areq_fail(ar, status);
+		return;
+	}
+	test_send(ar, s->payload_type);
+}
+
+/* The webhook was read (on_got): find its payload type, then send. */
+static void test_start(struct api_req *ar)
+{
+	ar->test = calloc(1, sizeof(*ar->test));
+	if (!ar->test) {
+		areq_not_started(ar);
+		return;
+	}
+	if (ar->wh.payload_type != PAYLOAD_DEFAULT) {
+		test_send(ar, ar->wh.payload_type);
+		return;
+	}
+	if (store_settings_get(ar->api->store, ar->company_id,
+			       on_settings_for_test, ar) < 0)
+		areq_not_started(ar);
+}
+
+static void route_test(struct api *api, struct evhttp_request *req,
+		       enum evhttp_cmd_type m, const char *company_id,
+		       const char *id)
+{
+	struct api_req *ar;
+
+	if (m != EVHTTP_REQ_POST) {
+		reply_method(api, req, "POST");
+		return;
+	}
+	if (!webhook_id_valid(id)) {
+		reply_store(api, req, STORE_NOT_FOUND);
+		return;
+	}
+	ar = areq_new(api, req, ACT_WEBHOOK_TEST, company_id, id);
+	if (!ar) {
+		reply_error(api, req, 500, "internal", NULL, "out of memory");
 		return;
 	}
 	start_get(ar);
@@ -901,6 +1157,7 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 static void handle_metrics(struct api *api, struct evhttp_request *req)
 {
 	static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	unsigned long long timed_out, evicted, refused;
 	struct buf b;
 	int i;
 
@@ -912,8 +1169,66 @@ static void handle_metrics(struct api *api, struct evhttp_request *req)
 	for (i = 0; i < 6; i++)
 		buf_addf(&b, "promo_webhooks_admin_http_responses_total{class=\"%s\"} %llu\n",
 			 cls[i], api->responses[i]);
+	httpguard_counts(api->guard, &timed_out, &evicted, &refused);
+	prom_gauge(&b, "promo_webhooks_admin_connections", "Admin API connections open.",
+		   (int64_t)httpguard_connections(api->guard));
+	prom_family(&b, "promo_webhooks_admin_connections_closed_total", "counter",
+		    "Admin API connections closed by the service: a request not complete in "
+		    "time, or the oldest waiting one at the connection limit.");
+	prom_sample(&b, "promo_webhooks_admin_connections_closed_total", "reason=\"timeout\"",
+		    timed_out);
+	prom_sample(&b, "promo_webhooks_admin_connections_closed_total", "reason=\"evicted\"",
+		    evicted);
+	prom_counter(&b, "promo_webhooks_admin_requests_refused_total",
+		     "Admin API requests refused before their body was read (size, framing).",
+		     refused);
 	reply_buf(api, req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 	buf_release(&b);
+}
+
+/* ---- embedded files: /openapi.yaml and the console ---- */
+
+/* The console is a page of this origin that only talks to this API: no
+ * inline script or style, nothing from elsewhere, never framed. */
+#define API_CONSOLE_CSP \
+	"default-src 'self'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self'; connect-src 'self'; object-src 'none'; " \
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/* Serves an embedded file when path names one (no token needed: the files
+ * hold no data; every action of the console needs the token). Returns 1
+ * when it answered. */
+static int route_asset(struct api *api, struct evhttp_request *req,
+		       enum evhttp_cmd_type m, const char *path)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const struct asset *a;
+
+	if (!path)
+		return 0;
+	if (strcmp(path, "/console") == 0) {
+		if (evhttp_add_header(h, "Location", "/console/") < 0)
+			log_debug("cannot add header", "name=%s", "Location");
+		reply_raw(api, req, 301, NULL, NULL, 0);
+		return 1;
+	}
+	a = assets_find(path);
+	if (!a)
+		return 0;
+	if (m != EVHTTP_REQ_GET) {
+		reply_method(api, req, "GET");
+		return 1;
+	}
+	if (evhttp_add_header(h, "X-Content-Type-Options", "nosniff") < 0 ||
+	    evhttp_add_header(h, "Referrer-Policy", "no-referrer") < 0 ||
+	    evhttp_add_header(h, "X-Frame-Options", "DENY") < 0 ||
+	    evhttp_add_header(h, "Content-Security-Policy", API_CONSOLE_CSP) < 0) {
+		reply_error(api, req, 500, "internal", NULL, "out of memory");
+		return 1;
+	}
+	reply_raw(api, req, 200, assets_content_type(a),
+		  (const char *)a->data, a->len);
+	return 1;
 }
 
 /* ---- routing ---- */
@@ -996,9 +1311,26 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct api *api = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct httpguard_refusal *refusal;
 	char *segs[API_MAX_SEGS];
 	int n, i;
 
+	refusal = httpguard_refusal(api->guard, req);
+	if (refusal) {
+		reply_error(api, req, refusal->status, refusal->code, NULL,
+			    refusal->message);
+		return;
+	}
+	/* evhttp reads no body for TRACE, HEAD or a method it does not know:
+	 * whatever body follows would be taken for the next request on the
+	 * connection, so their answer closes it. */
+	if (((int)m == API_EVHTTP_REQ_UNKNOWN || m == EVHTTP_REQ_TRACE ||
+	     m == EVHTTP_REQ_HEAD) &&
+	    evhttp_add_header(evhttp_request_get_output_headers(req),
+			      "Connection", "close") < 0)
+		log_debug("cannot add header", "name=%s", "Connection");
+	if (route_asset(api, req, m, uri ? evhttp_uri_get_path(uri) : NULL))
+		return;
 	n = split_path(uri ? evhttp_uri_get_path(uri) : NULL, segs);
 	if (n < 0) {
 		reply_not_found(api, req);
@@ -1043,6 +1375,9 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		    const struct api_hooks *hooks, char *err, size_t errlen)
 {
 	struct api *api = calloc(1, sizeof(*api));
+	static const struct httpguard_limits guard_limits = {
+		API_MAX_CONNS, API_REQUEST_MS, API_HEAD_MAX, API_BODY_MAX,
+	};
 	struct evhttp_bound_socket *sock;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -1063,16 +1398,25 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		free(api);
 		return NULL;
 	}
-	evhttp_set_max_body_size(api->http, API_EVHTTP_BODY_CAP);
+	api->guard = httpguard_new(base, api->http, &guard_limits);
+	if (!api->guard) {
+		snprintf(err, errlen, "out of memory");
+		evhttp_free(api->http);
+		free(api);
+		return NULL;
+	}
+	evhttp_set_max_body_size(api->http, (ev_ssize_t)API_BODY_MAX);
 	evhttp_set_max_headers_size(api->http, API_HEADERS_MAX);
 	evhttp_set_timeout(api->http, API_IDLE_TIMEOUT_S);
 	/* Every method reaches the router, which answers 405 in the
-	 * contract's error shape (evhttp's own refusal is an HTML 501). */
+	 * contract's error shape (evhttp's own refusal is an HTML 501).
+	 * Methods evhttp does not know (QUERY, PROPFIND, ...) carry its
+	 * internal EVHTTP_REQ_UNKNOWN_ bit, which is allowed here too. */
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 				   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-				   EVHTTP_REQ_PATCH);
+				   EVHTTP_REQ_PATCH | API_EVHTTP_REQ_UNKNOWN);
 	evhttp_set_gencb(api->http, handle, api);
 	sock = evhttp_bind_socket_with_handle(api->http, cfg->http_host,
 					      (ev_uint16_t)cfg->http_port);
@@ -1080,9 +1424,11 @@ struct api *api_new(struct event_base *base, const struct config *cfg,
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->http_host,
 			 cfg->http_port, strerror(errno));
 		evhttp_free(api->http);
+		httpguard_free(api->guard);
 		free(api);
 		return NULL;
 	}
+	httpguard_listen(api->guard, sock);
 	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss,
 			&sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1098,6 +1444,9 @@ void api_free(struct api *api)
 {
 	if (!api)
 		return;
+	/* Test sends in flight end first, answered from their callbacks. */
+	deliver_free(api->deliver);
+	api->deliver = NULL;
 	while (api->reqs) {
 		struct api_req *ar = api->reqs;
 
@@ -1107,6 +1456,7 @@ void api_free(struct api *api)
 		areq_free(ar);
 	}
 	evhttp_free(api->http);
+	httpguard_free(api->guard);
 	free(api);
 }
 

@@ -142,6 +142,24 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+int buf_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, sl;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		sl = utf8_seq_len(p + i, n - i);
+		if (!sl)
+			return 0;
+		i += sl;
+	}
+	return 1;
+}
+
 int buf_add_json_string(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -39,6 +39,7 @@
 #include "promo_webhooks/addrpolicy.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/sign.h"
+#include "promo_webhooks/redact.h"
 
 /* How much of a response body is read before the transfer is cut off. */
 #define DELIVER_MAX_RESPONSE ((size_t)1 << 20)
@@ -193,6 +194,17 @@ static void set_result(struct dreq *r, enum deliver_outcome o, const char *err)
 {
 	r->res.outcome = o;
 	snprintf(r->res.error, sizeof(r->res.error), "%s", err ? err : "");
+	/* The error goes to the attempt log, notices and logs: should curl
+	 * ever quote the URL, a stored target's password stays out. */
+	if (strchr(r->res.error, '@')) {
+		struct buf shown;
+
+		buf_init(&shown, sizeof(r->res.error) * 2);
+		redact_userinfo(r->res.error, strlen(r->res.error), &shown);
+		if (!shown.failed)
+			snprintf(r->res.error, sizeof(r->res.error), "%s", buf_str(&shown));
+		buf_release(&shown);
+	}
 }
 
 /* The strings of a request live in the same allocation as the request

@@ -617,12 +617,87 @@ static int only_space(const char *p, size_t len)
 	return 1;
 }
 
+static int hex4(const unsigned char *p, unsigned *out)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * yajl 2.1 decodes a "\uD800" escape with no low surrogate after it as "?",
+ * and a lone low surrogate into bytes that are not UTF-8. Rewrites every
+ * unpaired surrogate escape inside a string of p (len bytes) to "\ufffd",
+ * the same length, so it reaches the receiver as U+FFFD like any other
+ * invalid text. Returns a malloc'd copy when something was rewritten, else
+ * NULL (also when out of memory: the value is then parsed as it is).
+ */
+static char *fix_lone_surrogates(const unsigned char *p, size_t len)
+{
+	char *copy = NULL;
+	int in_string = 0;
+	size_t i = 0;
+
+	if (!memchr(p, '\\', len))
+		return NULL;
+	while (i < len) {
+		unsigned hi, lo;
+
+		if (p[i] == '"') {
+			in_string = !in_string;
+			i++;
+			continue;
+		}
+		if (!in_string || p[i] != '\\' || i + 1 >= len) {
+			i++;
+			continue;
+		}
+		if (p[i + 1] != 'u' || i + 6 > len || hex4(p + i + 2, &hi) < 0) {
+			i += 2;
+			continue;
+		}
+		if (hi >= 0xd800 && hi <= 0xdbff && i + 12 <= len &&
+		    p[i + 6] == '\\' && p[i + 7] == 'u' &&
+		    hex4(p + i + 8, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+			i += 12;
+			continue;
+		}
+		if (hi >= 0xd800 && hi <= 0xdfff) {
+			if (!copy) {
+				copy = malloc(len);
+				if (!copy)
+					return NULL;
+				memcpy(copy, p, len);
+			}
+			memcpy(copy + i, "\\ufffd", 6);
+		}
+		i += 6;
+	}
+	return copy;
+}
+
 /* Runs the value through the parser. Returns 0, or -1 with err set. */
 static int decode_json(struct decode *d, const void *value, size_t len,
 		       char *err, size_t errlen)
 {
 	yajl_handle h;
 	yajl_status st;
+	char *fixed;
 
 	h = yajl_alloc(&decode_callbacks, NULL, d);
 	if (!h) {
@@ -630,10 +705,12 @@ static int decode_json(struct decode *d, const void *value, size_t len,
 		return -1;
 	}
 	d->h = h;
-	st = yajl_parse(h, value, len);
+	fixed = fix_lone_surrogates(value, len);
+	st = yajl_parse(h, fixed ? (const unsigned char *)fixed : value, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
 	yajl_free(h);
+	free(fixed);
 	d->h = NULL;
 	/* yajl 2.1.0 ignores an unfinished token after a complete value
 	 * ({...}"abc passes as JSON): only whitespace may follow it. */
@@ -719,6 +796,15 @@ static int check_attrs(const struct decode *d, char *err, size_t errlen)
 		}
 		if (memchr(s->str, '\0', s->len)) {
 			snprintf(err, errlen, "%s contains a NUL byte: %s", what,
+				 name);
+			return -1;
+		}
+		/* Structured mode gets this from yajl; a header is raw bytes.
+		 * Refused, not repaired: an attribute such as the id feeds
+		 * webhook-id, and a silently changed one would not be the
+		 * producer's. */
+		if (!buf_utf8_valid(s->str, s->len)) {
+			snprintf(err, errlen, "%s is not valid UTF-8: %s", what,
 				 name);
 			return -1;
 		}

@@ -103,41 +103,77 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	pipeline_stop(app->pipeline, app_stopped, app);
 }
 
+/* What the health check's request callback reports back to healthcheck(). */
+struct healthcheck {
+	struct event_base *base; /* loop to stop once the answer is in */
+	int status;              /* HTTP status of the answer; 0: none (refused, timed out) */
+};
+
 static void healthcheck_done(struct evhttp_request *req, void *arg)
 {
-	int *status = arg;
+	struct healthcheck *hc = arg;
 
-	*status = req ? evhttp_request_get_response_code(req) : 0;
+	hc->status = req ? evhttp_request_get_response_code(req) : 0;
+	/* The answer is complete: stop here rather than let the loop wait on
+	 * the connection until its timeout. */
+	event_base_loopbreak(hc->base);
 }
 
 /*
  * `promo-webhooks --healthcheck`: asks the running service's /healthz on
  * the configured listen address (the wildcard address means loopback) and
  * exits 0 on 200, else 1. For container health checks, which have no curl.
+ * It returns as soon as the answer is complete (a few milliseconds), and
+ * gives up after 2 s, below the Dockerfile's HEALTHCHECK timeout, so that a
+ * hung service is reported by this process rather than by its killer.
  */
 static int healthcheck(const struct config *cfg)
 {
 	const char *host = cfg->http_host;
 	struct evhttp_connection *conn = NULL;
 	struct evhttp_request *req;
-	struct event_base *base;
-	int status = 0;
+	struct healthcheck hc = { NULL, 0 };
 
 	if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
 		host = "127.0.0.1";
-	base = event_base_new();
-	if (base)
-		conn = evhttp_connection_base_new(base, NULL, host, (unsigned short)cfg->http_port);
+	hc.base = event_base_new();
+	if (hc.base)
+		conn = evhttp_connection_base_new(hc.base, NULL, host, (unsigned short)cfg->http_port);
 	if (conn) {
-		evhttp_connection_set_timeout(conn, 3);
-		req = evhttp_request_new(healthcheck_done, &status);
-		if (req && evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/healthz") == 0)
-			event_base_dispatch(base);
+		evhttp_connection_set_timeout(conn, 2);
+		req = evhttp_request_new(healthcheck_done, &hc);
+		if (req) {
+			/* One request: the server closes the connection after it. */
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+			if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/healthz") == 0)
+				event_base_dispatch(hc.base);
+		}
 		evhttp_connection_free(conn);
 	}
-	if (base)
-		event_base_free(base);
-	return status == 200 ? 0 : 1;
+	if (hc.base)
+		event_base_free(hc.base);
+	return hc.status == 200 ? 0 : 1;
+}
+
+/* libevent's own messages go through the logger, so that stderr stays
+ * one record per line. libevent 2.1 warns "BEV_OPT_CLOSE_ON_FREE set on an
+ * bufferevent with too few references" when a filter bufferevent (the
+ * admin API's connection guard) is freed after the connection closed; the
+ * socket is closed all the same, so that one is debug. */
+static void libevent_log(int severity, const char *msg)
+{
+	enum log_level lv = LOG_LEVEL_DEBUG;
+
+	if (severity == EVENT_LOG_MSG)
+		lv = LOG_LEVEL_INFO;
+	else if (severity == EVENT_LOG_WARN)
+		lv = LOG_LEVEL_WARN;
+	else if (severity == EVENT_LOG_ERR)
+		lv = LOG_LEVEL_ERROR;
+	if (msg && strstr(msg, "with too few references"))
+		lv = LOG_LEVEL_DEBUG;
+	log_at(lv, "libevent", "text=\"%s\"", msg ? msg : "");
 }
 
 int main(int argc, char **argv)
@@ -163,6 +199,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_setup(app.cfg.log_level, app.cfg.log_format);
+	event_set_log_callback(libevent_log);
 	/* curl is told not to use signals; a peer closing a socket must not
 	 * kill the process. */
 	signal(SIGPIPE, SIG_IGN);

@@ -4,6 +4,7 @@
  */
 #include "promo_webhooks/notice.h"
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/redact.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -106,7 +107,7 @@ static void add_failure(struct buf *out, const char *text)
 		yajl_tree_free(f);
 }
 
-int notice_render(const char *stored, size_t len, struct buf *out, char *err,
+static int render(const char *stored, size_t len, struct buf *out, char *err,
 		  size_t errlen)
 {
 	const char *to, *company, *webhook, *event, *target, *at, *last_error;
@@ -191,5 +192,24 @@ int notice_render(const char *stored, size_t len, struct buf *out, char *err,
 out:
 	if (root)
 		yajl_tree_free(root);
+	return rc;
+}
+
+/* A target stored before user info in targets was refused may hold a
+ * password: the message shows every URL in it (target, subject, text, the
+ * receivers' errors) with its user info redacted. */
+int notice_render(const char *stored, size_t len, struct buf *out, char *err,
+		  size_t errlen)
+{
+	struct buf raw;
+	int rc;
+
+	buf_init(&raw, 0);
+	rc = render(stored, len, &raw, err, errlen);
+	if (rc == 0 && redact_userinfo(raw.data, raw.len, out) < 0) {
+		snprintf(err, errlen, "notice too long");
+		rc = -1;
+	}
+	buf_release(&raw);
 	return rc;
 }

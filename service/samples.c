@@ -101,21 +101,39 @@ enum samples_result samples_render(enum event_type t, const char *company_id,
 				   enum payload_type fmt, struct buf *out)
 {
 	char msg_id[SIGN_MESSAGE_ID_LEN];
-	struct render_input in;
-	const char *data = samples_data(t);
 
-	if (!data || !webhook_id || (fmt != PAYLOAD_DEFAULT &&
-				     fmt != PAYLOAD_JSON && fmt != PAYLOAD_XML))
+	if (!webhook_id)
 		return SAMPLES_FAILED;
-	memset(&in, 0, sizeof(in));
 	/* A message id derived like a real one, stable for a given webhook. */
 	sign_message_id("urn:promo:samples", event_type_name(t), webhook_id, "",
 			msg_id);
-	in.message_id = msg_id;
+	return samples_render_message(t, company_id, webhook_id, period,
+				      period_value, fmt, msg_id,
+				      SAMPLE_OCCURRED_AT, out);
+}
+
+enum samples_result samples_render_message(enum event_type t,
+					   const char *company_id,
+					   const char *webhook_id,
+					   enum period_unit period,
+					   int64_t period_value,
+					   enum payload_type fmt,
+					   const char *message_id,
+					   const char *occurred_at,
+					   struct buf *out)
+{
+	struct render_input in;
+	const char *data = samples_data(t);
+
+	if (!data || !webhook_id || !message_id || !occurred_at ||
+	    (fmt != PAYLOAD_DEFAULT && fmt != PAYLOAD_JSON && fmt != PAYLOAD_XML))
+		return SAMPLES_FAILED;
+	memset(&in, 0, sizeof(in));
+	in.message_id = message_id;
 	in.event = t;
 	in.company_id = company_id;
 	in.webhook_id = webhook_id;
-	in.occurred_at = SAMPLE_OCCURRED_AT;
+	in.occurred_at = occurred_at;
 	in.data = data;
 	in.data_len = strlen(data);
 	if (event_type_is_derived(t)) {

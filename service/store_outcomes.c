@@ -408,6 +408,41 @@ int store_record_success(struct store *st, const struct store_attempt *a,
 	return store_start_write(st, cmd, cb, arg);
 }
 
+int store_record_test(struct store *st, const struct store_attempt *a,
+		      store_write_cb *cb, void *arg)
+{
+	struct rlink_cmd *cmd;
+	struct buf entry;
+	char ts[32];
+
+	if (!a->webhook_id)
+		return -1;
+	cmd = rlink_cmd_new("record_test", &lua_record_success);
+	if (!cmd)
+		return -1;
+	event_format_time(a->at_ms, ts, sizeof(ts));
+	buf_init(&entry, ENTRY_MAX);
+	attempt_json(a, ts, &entry);
+	/* The entry is one object: mark it as a test before its last '}'. */
+	if (!entry.failed && entry.len > 0) {
+		entry.len--;
+		buf_adds(&entry, ",\"test\":true}");
+	}
+	/* record_success.lua: the log entry only (while the webhook exists);
+	 * nothing goes to the failure set and no retry is finished. */
+	rlink_cmd_key(cmd, STORE_KEY("webhooks"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("attempts:"), a->webhook_id, NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
+	rlink_cmd_args(cmd, a->webhook_id);
+	arg_buf(cmd, &entry);
+	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
+	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
+	rlink_cmd_args(cmd, "");
+	buf_release(&entry);
+	return store_start_write(st, cmd, cb, arg);
+}
+
 /* ---- the attempt log ---- */
 
 /* Sends one batch (n <= LOG_BATCH_MAX) without waiting for its answer.

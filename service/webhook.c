@@ -14,6 +14,7 @@
  * stored) and the admin API's validation rules for each field.
  */
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/redact.h"
 #include "promo_webhooks/deliver.h"
 #include "promo_webhooks/sign.h"
 
@@ -430,6 +431,14 @@ static const char *target_check(const char *url, size_t len)
 		auth_end++;
 	if (auth_end == auth)
 		return "must name a host";
+	/* User info is refused: a password in a URL would be shown wherever
+	 * the target is (responses, notices, logs), and the signing secret is
+	 * the way to authenticate deliveries. Targets stored before this rule
+	 * are shown redacted (redact_userinfo) and still delivered as
+	 * stored. */
+	if (memchr(auth, '@', (size_t)(auth_end - auth)))
+		return "must not contain user info (user:password@); authenticate "
+		       "deliveries with the webhook's signing secret instead";
 	if (auth_end[-1] == ':')
 		return "has an invalid port";
 	return deliver_target_check(url);
@@ -799,8 +808,9 @@ static void add_time_or_null(struct buf *out, int64_t ms)
 	buf_add_json_string(out, ts, strlen(ts));
 }
 
-/* The members the two forms share, in the contract's order. */
-static void add_common(const struct webhook *wh, struct buf *out)
+/* The members the two forms share, in the contract's order; the API view
+ * shows the target with any user info redacted. */
+static void add_common(const struct webhook *wh, struct buf *out, int view)
 {
 	add_key(out, "id");
 	add_str_or_null(out, wh->id);
@@ -812,7 +822,18 @@ static void add_common(const struct webhook *wh, struct buf *out)
 	add_str_or_null(out, event_type_name(wh->event));
 	buf_addc(out, ',');
 	add_key(out, "target");
-	add_str_or_null(out, wh->target);
+	if (view && wh->target) {
+		struct buf shown;
+
+		buf_init(&shown, 0);
+		redact_userinfo(wh->target, strlen(wh->target), &shown);
+		if (shown.failed)
+			out->failed = 1;
+		buf_add_json_string(out, buf_str(&shown), shown.len);
+		buf_release(&shown);
+	} else {
+		add_str_or_null(out, wh->target);
+	}
 	buf_addc(out, ',');
 	add_key(out, "enabled");
 	buf_adds(out, wh->enabled ? "true" : "false");
@@ -833,7 +854,7 @@ static void add_common(const struct webhook *wh, struct buf *out)
 int webhook_to_json(const struct webhook *wh, struct buf *out)
 {
 	buf_addc(out, '{');
-	add_common(wh, out);
+	add_common(wh, out, 1);
 	buf_addc(out, ',');
 	add_key(out, "hasSecret");
 	buf_adds(out, wh->secret ? "true" : "false");
@@ -855,7 +876,7 @@ int webhook_to_json(const struct webhook *wh, struct buf *out)
 int webhook_to_storage(const struct webhook *wh, struct buf *out)
 {
 	buf_addc(out, '{');
-	add_common(wh, out);
+	add_common(wh, out, 0);
 	buf_addc(out, ',');
 	add_key(out, "secret");
 	add_str_or_null(out, wh->secret);

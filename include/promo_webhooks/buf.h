@@ -39,6 +39,10 @@ int buf_vaddf(struct buf *b, const char *fmt, va_list ap)
  * characters are escaped, so the result is always valid JSON. */
 int buf_add_json_string(struct buf *b, const char *s, size_t n);
 
+/* 1 when s (n bytes) is valid UTF-8: no overlong forms, no surrogates,
+ * nothing past U+10FFFF. */
+int buf_utf8_valid(const char *s, size_t n);
+
 /* A pointer to the contents ("" when empty); valid until the next append. */
 const char *buf_str(const struct buf *b);
 /* Hands the contents to the caller (free() them) and empties the buffer. */

@@ -5,11 +5,23 @@
  *
  *   log_info("delivery failed", "webhook=%s status=%ld", id, status);
  *
- * The context is a logfmt fragment of key=value pairs separated by spaces;
- * values must not contain spaces unless quoted with "..." in the fragment.
+ * The context format is a logfmt fragment of fields separated by spaces:
+ * key=value, key="value" (the value may then hold spaces) or a bare key
+ * (true). It must be a literal: keys and quotes come only from it. What the
+ * arguments produce is data: any bytes (quotes, '=', newlines, control
+ * characters, invalid UTF-8) become part of one value, escaped for the
+ * output format (invalid UTF-8 as U+FFFD), and a value longer than
+ * LOG_VALUE_MAX bytes is cut there and marked "...[truncated]". In JSON an
+ * unquoted value made of one integer conversion is a number. Context keys
+ * "ts", "level" and "msg" are written "_ts", "_level", "_msg".
  */
 #ifndef PROMO_WEBHOOKS_LOG_H
 #define PROMO_WEBHOOKS_LOG_H
+
+#include <stdio.h>
+
+/* The most bytes of one value (or the message) that reach a line. */
+#define LOG_VALUE_MAX 1024
 
 enum log_level {
 	LOG_LEVEL_DEBUG = 0,
@@ -26,6 +38,8 @@ enum log_format {
 extern enum log_level log_min_level;
 
 void log_setup(enum log_level min, enum log_format format);
+/* Where records go: NULL (the default) is stderr. For tests and fuzzers. */
+void log_set_stream(FILE *f);
 int log_level_parse(const char *s, enum log_level *out);
 void log_emit(enum log_level level, const char *msg, const char *ctxfmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -38,6 +38,21 @@ enum samples_result samples_render(enum event_type t, const char *company_id,
 				   int64_t period_value,
 				   enum payload_type fmt, struct buf *out);
 
+/*
+ * The same with a given message id (the body's "id") and event time: the
+ * body of a test send (POST .../webhooks/{id}/test), which carries a fresh
+ * message id so that receivers de-duplicating on webhook-id see each test.
+ */
+enum samples_result samples_render_message(enum event_type t,
+					   const char *company_id,
+					   const char *webhook_id,
+					   enum period_unit period,
+					   int64_t period_value,
+					   enum payload_type fmt,
+					   const char *message_id,
+					   const char *occurred_at,
+					   struct buf *out);
+
 /* The Content-Type of a payload type ("application/json", ...), as
  * render_content_type. */
 const char *samples_content_type(enum payload_type fmt);

@@ -139,6 +139,16 @@ int store_retry_renew(struct store *st, const char *retry_id,
 		      void *arg);
 
 /*
+ * A test send's attempt (POST .../webhooks/{id}/test): appended to the
+ * attempt log like any attempt (while the webhook exists), marked
+ * "test": true, with responseBody whatever the outcome. Never counted by
+ * the failure rule (nothing goes to the failure set) and never retried.
+ * version in the callback is 0.
+ */
+int store_record_test(struct store *st, const struct store_attempt *a,
+		      store_write_cb *cb, void *arg);
+
+/*
  * Appends successful first attempts to their attempt logs, best effort and
  * without a reply per attempt (one EVALSHA per 256 attempts, no callback):
  * the success path of a delivery does not wait for Redis. While the

@@ -114,7 +114,8 @@ int webhook_apply_json(struct webhook *wh, enum webhook_write mode,
 		       const char *body, size_t len, int64_t now_ms,
 		       int *reenabled, struct webhook_error *err);
 
-/* The API view: every field but the secret, plus hasSecret. */
+/* The API view: every field but the secret, plus hasSecret; the target's
+ * user info redacted. */
 int webhook_to_json(const struct webhook *wh, struct buf *out);
 /*
  * Disables wh: enabled false, disabledAt = at_ms, disabledReason = reason,

@@ -6,7 +6,7 @@
 #
 #   PW_FUZZ_SECONDS   seconds per target (default 30)
 #   PW_FUZZ_BUILD     build directory (default <source>/build-fuzz)
-#   PW_FUZZ_TARGETS   targets to run (default: all four)
+#   PW_FUZZ_TARGETS   targets to run (default: all)
 #   PW_FUZZ_JOBS      build parallelism (default 2)
 #
 # Inputs that crash are written to $PW_FUZZ_BUILD/artifacts/<target>/;
@@ -17,7 +17,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${PW_FUZZ_BUILD:-$src/build-fuzz}
 seconds=${PW_FUZZ_SECONDS:-30}
-targets=${PW_FUZZ_TARGETS:-"fuzz_decode fuzz_render_json fuzz_render_xml fuzz_webhook_json"}
+targets=${PW_FUZZ_TARGETS:-"fuzz_decode fuzz_render_json fuzz_render_xml fuzz_webhook_json fuzz_log fuzz_api"}
 jobs=${PW_FUZZ_JOBS:-2}
 
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DPW_FUZZ=ON \

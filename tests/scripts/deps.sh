@@ -1,10 +1,15 @@
 #!/bin/sh
 # Installs every Debian package promo-webhooks needs to build and test.
 #
-# Usage: tests/scripts/deps.sh [--build-only]
+# Usage: tests/scripts/deps.sh [--build-only | --container]
 #   --build-only  only what building the service needs (the Dockerfile's
 #                 build stage), not the test components (Kafka's Java,
 #                 Redis, kcat, jq, clang)
+#   --container   only what the container test needs to build and run the
+#                 image (tests/container/test_image.sh, which runs this
+#                 itself): podman, buildah, runc, and debootstrap for the
+#                 locally made base image. Not part of the default set: the
+#                 other tests do not need a container engine.
 #
 # Idempotent and quick: when every package is already installed (checked with
 # dpkg-query) it installs nothing and does not touch the network. Otherwise it
@@ -19,15 +24,18 @@ libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
 # registries (Maven Central, PyPI, the Go module proxy), libclang-rt-14-dev
 # for libFuzzer (clang only recommends it), python3 + pip + venv for the
 # Python validators and browser tests, unzip for the Go toolchain module
-# (tests/scripts/go.sh).
+# (tests/scripts/go.sh), chromium and chromium-driver for the console's
+# browser test (tests/api/test_console.sh).
 TEST_PACKAGES="ca-certificates libxml2-utils redis-server kcat jq curl maven default-jdk-headless
-clang libclang-rt-14-dev python3 python3-pip python3-venv unzip"
+clang libclang-rt-14-dev python3 python3-pip python3-venv unzip chromium chromium-driver"
+CONTAINER_PACKAGES="podman buildah runc debootstrap"
 
 case "${1:-}" in
 --build-only) PACKAGES=$BUILD_PACKAGES ;;
+--container) PACKAGES=$CONTAINER_PACKAGES ;;
 "") PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES" ;;
 *)
-    echo "usage: deps.sh [--build-only]" >&2
+    echo "usage: deps.sh [--build-only | --container]" >&2
     exit 2
     ;;
 esac

@@ -125,9 +125,53 @@ static void test_webhook_period_and_formats(void)
 	buf_release(&again);
 }
 
+/* The body of a test send: the sample with a given message id and time. */
+static void test_message(void)
+{
+	static const char id[] = "msg_0123456789abcdef0123456789abcdef";
+	static const char at[] = "2026-12-03T10:19:23.686Z";
+	struct buf b, sample;
+	yajl_val root;
+
+	buf_init(&b, 0);
+	buf_init(&sample, 0);
+	CHECK_INT(samples_render_message(EVENT_PRODUCT_IMPORT_COMPLETED, "acme",
+					 SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0,
+					 PAYLOAD_JSON, id, at, &b), SAMPLES_OK);
+	root = yajl_tree_parse(buf_str(&b), NULL, 0);
+	CHECK(root != NULL);
+	if (root) {
+		CHECK_STR(member(root, "id", NULL), id);
+		CHECK_STR(member(root, "occurredAt", NULL), at);
+		CHECK_STR(member(root, "event", NULL), "Product.ImportCompleted");
+		CHECK_STR(member(root, "data", "importId"), "imp_1f7d4a08");
+		yajl_tree_free(root);
+	}
+	/* the same data as the sample payload, only id and time differ */
+	CHECK_INT(samples_render(EVENT_PRODUCT_IMPORT_COMPLETED, "acme",
+				 SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0, PAYLOAD_JSON,
+				 &sample), SAMPLES_OK);
+	CHECK(strstr(buf_str(&sample), strstr(buf_str(&b), "\"data\":")) != NULL);
+	buf_reset(&b);
+	CHECK_INT(samples_render_message(EVENT_PROMOTION_CREATED, "acme",
+					 SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0,
+					 PAYLOAD_XML, id, at, &b), SAMPLES_OK);
+	CHECK(strstr(buf_str(&b), "<Id>msg_0123456789abcdef0123456789abcdef</Id>") != NULL);
+	CHECK(strstr(buf_str(&b), "<OccurredAt>2026-12-03T10:19:23.686Z</OccurredAt>") != NULL);
+	CHECK_INT(samples_render_message(EVENT_PROMOTION_CREATED, "acme",
+					 SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0,
+					 PAYLOAD_JSON, NULL, at, &b), SAMPLES_FAILED);
+	CHECK_INT(samples_render_message(EVENT_PROMOTION_CREATED, "acme",
+					 SAMPLES_WEBHOOK_ID, PERIOD_NONE, 0,
+					 PAYLOAD_JSON, id, NULL, &b), SAMPLES_FAILED);
+	buf_release(&b);
+	buf_release(&sample);
+}
+
 int main(void)
 {
 	test_every_type();
 	test_webhook_period_and_formats();
+	test_message();
 	return TEST_DONE();
 }

@@ -3,6 +3,7 @@
  * API view, the stored form and company settings.
  */
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/redact.h"
 #include "testutil.h"
 
 #include <string.h>
@@ -172,8 +173,9 @@ static void test_targets(void)
 		"HTTPS://HOOKS.ACME.EXAMPLE",
 		"http://10.0.0.1:8080/x",
 		"http://[::1]:9000/hook",
-		"https://user:p%40ss@host.example/p/a/t/h?q=1&r=%2F#frag",
+		"https://host.example/p/a/t/h?q=1&r=%2F#frag",
 		"https://host_name.example/a~b",
+		"https://host.example/path@with-at?mail=a@b.example#x@y",
 	};
 	static const char *const bad[] = {
 		"ftp://files.example/",
@@ -193,6 +195,11 @@ static void test_targets(void)
 		"https://host.example/<script>",
 		"https://[::1/",
 		"https://a@b@host.example/",
+		"https://user:p%40ss@host.example/p",
+		"https://user:password@host.example/",
+		"https://token@host.example/",
+		"https://:pw@host.example/",
+		"https://@host.example/",
 		"javascript:alert(1)",
 	};
 	char body[4096];
@@ -225,6 +232,77 @@ static void test_targets(void)
 			 "{\"event\":\"Promotion.Created\",\"target\":\"%s\"}", url);
 		refused(big, "validation_failed", "target");
 	}
+}
+
+/* User info is refused with a message naming the way to authenticate;
+ * one stored before that rule never shows in the API view. */
+static void test_target_userinfo(void)
+{
+	static const struct {
+		const char *in, *out;
+	} redact[] = {
+		{ "https://user:password@host.example/p", "https://***@host.example/p" },
+		{ "https://host.example/p@q", "https://host.example/p@q" },
+		{ "http://tok@h:8080?x=@", "http://***@h:8080?x=@" },
+		{ "Webhook disabled: Promotion.Created -> https://u:s3cret@h.example/x",
+		  "Webhook disabled: Promotion.Created -> https://***@h.example/x" },
+		{ "to https://a:b@one.example/ and http://c:d@two.example.",
+		  "to https://***@one.example/ and http://***@two.example." },
+		{ "\"target\":\"https://u:p@h.example/\"", "\"target\":\"https://***@h.example/\"" },
+		{ "no url here: a@b", "no url here: a@b" },
+		{ "trailing ://", "trailing ://" },
+		{ "https://a@b@c.example/", "https://***@c.example/" },
+		{ "", "" },
+	};
+	struct webhook wh;
+	struct webhook_error err;
+	struct buf b;
+	size_t i;
+
+	webhook_init(&wh);
+	CHECK_INT(apply(&wh, WEBHOOK_CREATE,
+			"{\"event\":\"Promotion.Created\",\"target\":\"https://u:hunter2@a.example/\"}",
+			NULL, &err), -1);
+	CHECK_STR(err.field, "target");
+	CHECK(strstr(err.message, "user info") != NULL);
+	CHECK(strstr(err.message, "signing secret") != NULL);
+	CHECK(strstr(err.message, "hunter2") == NULL);
+	webhook_release(&wh);
+
+	buf_init(&b, 0);
+	for (i = 0; i < sizeof(redact) / sizeof(redact[0]); i++) {
+		buf_reset(&b);
+		CHECK_INT(redact_userinfo(redact[i].in, strlen(redact[i].in), &b), 0);
+		CHECK_STR(buf_str(&b), redact[i].out);
+	}
+
+	/* A target stored before the rule: delivered as stored (the stored
+	 * form keeps it), shown redacted. */
+	webhook_init(&wh);
+	CHECK_INT(webhook_from_storage(&wh,
+		"{\"id\":\"0123456789abcdef0123456789abcdef\",\"companyId\":\"c\","
+		"\"event\":\"Promotion.Created\",\"target\":\"https://u:hunter2@a.example/x\","
+		"\"enabled\":true,\"createdAt\":1,\"updatedAt\":1}",
+		strlen("{\"id\":\"0123456789abcdef0123456789abcdef\",\"companyId\":\"c\","
+		"\"event\":\"Promotion.Created\",\"target\":\"https://u:hunter2@a.example/x\","
+		"\"enabled\":true,\"createdAt\":1,\"updatedAt\":1}")), 0);
+	CHECK_STR(wh.target, "https://u:hunter2@a.example/x");
+	buf_reset(&b);
+	CHECK_INT(webhook_to_json(&wh, &b), 0);
+	CHECK(strstr(buf_str(&b), "hunter2") == NULL);
+	CHECK(strstr(buf_str(&b), "\"target\":\"https://***@a.example/x\"") != NULL);
+	buf_reset(&b);
+	CHECK_INT(webhook_to_storage(&wh, &b), 0);
+	CHECK(strstr(buf_str(&b), "hunter2") != NULL);
+	/* PATCH of another field keeps it; re-sending the shown target is
+	 * refused rather than storing "***" as a user name. */
+	CHECK_INT(apply(&wh, WEBHOOK_PATCH, "{\"enabled\":false}", NULL, &err), 0);
+	CHECK_STR(wh.target, "https://u:hunter2@a.example/x");
+	CHECK_INT(apply(&wh, WEBHOOK_PATCH, "{\"target\":\"https://***@a.example/x\"}",
+			NULL, &err), -1);
+	CHECK_STR(err.field, "target");
+	buf_release(&b);
+	webhook_release(&wh);
 }
 
 static void test_replace_and_patch(void)
@@ -444,6 +522,7 @@ int main(void)
 	test_create_defaults();
 	test_validation();
 	test_targets();
+	test_target_userinfo();
 	test_replace_and_patch();
 	test_json_forms();
 	test_settings();
