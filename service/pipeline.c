@@ -180,9 +180,20 @@ static void finish_ticket(struct pipeline *p, struct offsets_ticket t)
 		kafka_store_offset(p->kafka, topic, partition, next);
 }
 
+/* Everything held per consumed event counts toward
+ * PROMO_WEBHOOKS_MAX_IN_FLIGHT, not only the deliveries queued or running:
+ * delivery jobs waiting to record their outcome (retried with backoff
+ * while Redis is away), promotion-state writes and dead-letter copies. So
+ * while the store cannot take outcomes, intake stops once the bound is
+ * reached and memory stays within it (README, "Backpressure"). */
+static size_t held(const struct pipeline *p)
+{
+	return p->jobs_live + deadletter_pending(p->dlq);
+}
+
 static int over_bound(const struct pipeline *p)
 {
-	return deliver_pending(p->deliver) >= (size_t)p->cfg->max_in_flight;
+	return held(p) >= (size_t)p->cfg->max_in_flight;
 }
 
 static void set_intake(struct pipeline *p, int on)
@@ -413,6 +424,10 @@ static void failure_recorded(void *arg, enum store_status status,
 		break;
 	case STORE_FAILURE_INACTIVE:
 		break;
+	case STORE_FAILURE_DUPLICATE:
+		log_info("failure recorded already by a send whose answer was lost",
+			 "webhook=%s attempt=%d", job->webhook_id, job->attempt);
+		break;
 	case STORE_FAILURE_STALE:
 		/* Its lease ended and the retry was claimed again: the
 		 * current claim's attempt counts, this one must not (one
@@ -461,6 +476,7 @@ static void record_failure(struct delivery_job *job)
 	struct store_failure f;
 	struct payload_src src;
 	char at_text[40];
+	char attempt_id[SIGN_MESSAGE_ID_LEN + 48];
 	int next = job->attempt; /* index of the next retry's delay */
 
 	job_src(job, &src);
@@ -480,6 +496,11 @@ static void record_failure(struct delivery_job *job)
 	f.at_text = at_text;
 	f.retry_id = job->retry ? job->retry->retry_id : NULL;
 	f.retry_token = job->retry ? job->retry->token : NULL;
+	/* The attempt's name: a record sent again after a lost answer is
+	 * not counted twice. */
+	snprintf(attempt_id, sizeof(attempt_id), "%s:%d:%" PRId64, job->message_id, job->attempt,
+		 job->res.started_ms);
+	f.attempt_id = attempt_id;
 
 	if (next <= (int)p->cfg->n_retries &&
 	    encode_job(p, job, job->attempt + 1) == 0) {
@@ -1116,7 +1137,7 @@ static void begin_close(struct pipeline *p)
 static void after_completion(struct pipeline *p)
 {
 	if (p->state == PIPELINE_RUNNING) {
-		size_t pending = deliver_pending(p->deliver);
+		size_t pending = held(p);
 
 		if (!p->intake_on &&
 		    pending * PIPELINE_RESUME_DEN <=

@@ -291,6 +291,8 @@ static void on_failure(void *arg, enum rlink_status rs,
 		failure_end(f, STORE_OK, STORE_FAILURE_COUNTED);
 	} else if (s && rlink_reply_is(s, "stale")) {
 		failure_end(f, STORE_OK, STORE_FAILURE_STALE);
+	} else if (s && rlink_reply_is(s, "duplicate")) {
+		failure_end(f, STORE_OK, STORE_FAILURE_DUPLICATE);
 	} else if (s && rlink_reply_is(s, "inactive")) {
 		failure_end(f, STORE_OK, STORE_FAILURE_INACTIVE);
 	} else if (s && rlink_reply_is(s, "over") &&
@@ -356,6 +358,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_key(cmd, STORE_KEY("settings"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("recorded:"), f->attempt_id ? f->attempt_id : "-", NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
 	arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
@@ -368,6 +371,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_argnum(cmd, f->next_due_ms);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
 	rlink_cmd_args(cmd, f->retry_token ? f->retry_token : "");
+	rlink_cmd_args(cmd, f->attempt_id ? "1" : "");
 	buf_release(&entry);
 	buf_release(&tail);
 	if (store_start(st, cmd, on_failure, ctx, arg) < 0) {

@@ -77,6 +77,11 @@ struct store_failure {
 	 * opaque JSON (NULL = no more retries), due at next_due_ms. */
 	const char *next_job;
 	int64_t next_due_ms;
+	/* Names this attempt (NULL: not deduplicated): a record sent again
+	 * because its answer was lost (Redis slow or gone) while the first
+	 * one was carried out is STORE_FAILURE_DUPLICATE, not counted twice
+	 * ({pw}:recorded:<attempt_id>, kept for the failure window). */
+	const char *attempt_id;
 };
 
 enum store_failure_result {
@@ -88,6 +93,9 @@ enum store_failure_result {
 	STORE_FAILURE_INACTIVE, /* recorded in the attempt log only: the
 				 * webhook was already disabled or is gone; no
 				 * retry */
+	STORE_FAILURE_DUPLICATE, /* nothing recorded: this attempt (attempt_id)
+				  * was recorded already, by a send whose
+				  * answer was lost */
 	STORE_FAILURE_STALE,    /* nothing recorded: the retry's claim is no
 				 * longer current (its lease ended and it was
 				 * claimed again, here or elsewhere) */

@@ -6,12 +6,14 @@
 -- KEYS[1] {pw}:webhooks  KEYS[2] {pw}:attempts:<id>  KEYS[3] {pw}:failures:<id>
 -- KEYS[4] {pw}:retries  KEYS[5] {pw}:retry-jobs  KEYS[6] {pw}:settings
 -- KEYS[7] {pw}:seq  KEYS[8] {pw}:retry-claims
+-- KEYS[9] {pw}:recorded:<attempt id> (used when ARGV[13] is "1")
 -- ARGV[1] id  ARGV[2] attempt log entry  ARGV[3] its TTL ms  ARGV[4] at ms
 -- ARGV[5] the failure member after its id:
 -- "\"at\":...,\"status\":...,\"error\":...}"  ARGV[6] window ms
 -- ARGV[7] threshold  ARGV[8] retry id being finished or ""  ARGV[9] next
 -- retry job or ""  ARGV[10] its due time ms  ARGV[11] attempt log length
 -- ARGV[12] the claim token of the retry being finished
+-- ARGV[13] "1" when KEYS[9] names the attempt, else ""
 --
 -- {pw}:seq makes every failure member unique (two failures in one
 -- millisecond are two failures) and is zero-padded so that failures of
@@ -22,11 +24,16 @@
 -- keys: nobody could read them.
 -- An outcome under a claim that is no longer current (the lease ended and
 -- the retry was claimed again) changes nothing: {"stale"}.
+-- The same attempt recorded twice (its first send was carried out but its
+-- answer lost) changes nothing the second time: {"duplicate"}.
 -- Answers {"counted"}, {"over", count, the stored document, the company's
 -- stored settings or "", the failure members oldest first...},
 -- {"inactive"} or {"unreadable"}.
 
 local id = ARGV[1]
+if ARGV[13] == '1' and not redis.call('SET', KEYS[9], '1', 'NX', 'PX', ARGV[6]) then
+  return {'duplicate'}
+end
 if ARGV[8] ~= '' then
   if redis.call('HGET', KEYS[8], ARGV[8]) ~= ARGV[12] then
     return {'stale'}
