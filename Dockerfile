@@ -21,6 +21,7 @@ WORKDIR /src
 COPY tests/scripts/deps.sh tests/scripts/deps.sh
 RUN sh tests/scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
+COPY cmake cmake
 COPY include include
 COPY service service
 COPY tests tests
