@@ -65,7 +65,7 @@
 /* How often the output topics' metadata is checked (a missing topic is
  * named by /readyz), and how long one check may take. */
 #define KAFKA_TOPIC_CHECK_MS 15000
-#define KAFKA_TOPIC_CHECK_TIMEOUT_MS 5000
+#define KAFKA_TOPIC_CHECK_TIMEOUT_MS 2000
 /* The output topics watched: the dead-letter and the email topic. */
 #define KAFKA_WATCHED 2
 

@@ -3,8 +3,8 @@
  * rule (failures, disables, notices), the attempt log, retries and the
  * notice outbox (a domain store on the store's Redis link; store.h has the
  * calling convention). Scripts: service/lua/record_failure.lua,
- * record_success.lua, log_attempts.lua, retry_*.lua, outbox_*.lua,
- * counts.lua.
+ * record_success.lua, log_attempts.lua, retry_*.lua (retry_renew.lua
+ * included), outbox_*.lua, counts.lua.
  *
  * Keys (store.h: every key under the hash tag {pw}):
  *   {pw}:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
@@ -28,6 +28,15 @@
  *                                  one take it when the lease runs out
  *   {pw}:retry-jobs            HASH  retry id -> the job (retryjob.h: a
  *                                  job, or a period occurrence's fields)
+ *   {pw}:retry-claims          HASH  retry id -> the token of its current
+ *                                  claim (a {pw}:seq value); the outcome,
+ *                                  the next retry and a lease renewal need
+ *                                  it; removed with the retry
+ *   {pw}:recorded:<attemptId>  STRING an attempt's failure was recorded
+ *                                  ("<message id>:<attempt>:<start ms>"),
+ *                                  so a record sent again after a lost
+ *                                  answer is not counted twice; expires
+ *                                  after the failure window
  *   {pw}:outbox                ZSET  notice id -> when it may next be claimed
  *   {pw}:notices               HASH  notice id -> the notice's fields
  *                                  (notice_fields_encode); the relay
