@@ -62,9 +62,8 @@
 #define API_IDLE_TIMEOUT_S 30
 #define API_CAS_TRIES 5
 #define API_MAX_SEGS 8
-/* libevent 2.1's http-internal.h: the type of a request whose method it
- * does not know. */
-#define API_EVHTTP_REQ_UNKNOWN (1 << 15)
+/* The type of a request whose method evhttp does not know. */
+#define API_EVHTTP_REQ_UNKNOWN HTTPGUARD_REQ_UNKNOWN
 
 enum api_action {
 	ACT_WEBHOOK_LIST,
@@ -1306,16 +1305,23 @@ static void route_v1(struct api *api, struct evhttp_request *req,
 	reply_not_found(api, req);
 }
 
+static void route(struct api *api, struct evhttp_request *req,
+		  enum evhttp_cmd_type m, const char *path);
+
 static void handle(struct evhttp_request *req, void *arg)
 {
 	struct api *api = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct httpguard_refusal *refusal;
-	char *segs[API_MAX_SEGS];
-	int n, i;
 
 	refusal = httpguard_refusal(api->guard, req);
+	if (refusal && refusal->target) {
+		/* A method that takes no body, sent with one: routed without
+		 * it (the guard dropped it), e.g. a 405 with Allow. */
+		route(api, req, (enum evhttp_cmd_type)refusal->method, refusal->target);
+		return;
+	}
 	if (refusal) {
 		reply_error(api, req, refusal->status, refusal->code, NULL,
 			    refusal->message);
@@ -1329,9 +1335,18 @@ static void handle(struct evhttp_request *req, void *arg)
 	    evhttp_add_header(evhttp_request_get_output_headers(req),
 			      "Connection", "close") < 0)
 		log_debug("cannot add header", "name=%s", "Connection");
-	if (route_asset(api, req, m, uri ? evhttp_uri_get_path(uri) : NULL))
+	route(api, req, m, uri ? evhttp_uri_get_path(uri) : NULL);
+}
+
+static void route(struct api *api, struct evhttp_request *req,
+		  enum evhttp_cmd_type m, const char *path)
+{
+	char *segs[API_MAX_SEGS];
+	int n, i;
+
+	if (route_asset(api, req, m, path))
 		return;
-	n = split_path(uri ? evhttp_uri_get_path(uri) : NULL, segs);
+	n = split_path(path, segs);
 	if (n < 0) {
 		reply_not_found(api, req);
 		return;

@@ -59,6 +59,8 @@ struct guard_conn {
 	struct httpguard_refusal refusal; /* valid in PHASE_REFUSED */
 	uint64_t discard_left;          /* refused body bytes still to come */
 	struct timeval refused_at;      /* when, for the request_ms cap */
+	char target[512];               /* the current request's path (cut) */
+	int method;                     /* its evhttp command (method_command) */
 };
 
 struct httpguard {
@@ -169,6 +171,27 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reading the request head ---- */
 
+/* The evhttp command of a method that takes no body (the guard routes
+ * such a request without its body, see judge_head); evhttp's bit for a
+ * method it does not know otherwise. */
+static int method_command(const char *m, size_t n)
+{
+	static const struct {
+		const char *name;
+		int cmd;
+	} methods[] = {
+		{ "GET", EVHTTP_REQ_GET },         { "HEAD", EVHTTP_REQ_HEAD },
+		{ "DELETE", EVHTTP_REQ_DELETE },   { "OPTIONS", EVHTTP_REQ_OPTIONS },
+		{ "TRACE", EVHTTP_REQ_TRACE },     { "CONNECT", EVHTTP_REQ_CONNECT },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i].name) == n && memcmp(methods[i].name, m, n) == 0)
+			return methods[i].cmd;
+	return HTTPGUARD_REQ_UNKNOWN;
+}
+
 static int is_method_with_body(const char *m, size_t n)
 {
 	return (n == 4 && memcmp(m, "POST", 4) == 0) ||
@@ -182,6 +205,7 @@ static void refuse(struct guard_conn *c, int status, const char *code,
 	c->refusal.status = status;
 	c->refusal.code = code;
 	c->refusal.message = message;
+	c->refusal.target = NULL;
 	c->phase = PHASE_REFUSED;
 	c->discard_left = UINT64_MAX; /* unknown: until request_ms */
 	event_base_gettimeofday_cached(c->g->base, &c->refused_at);
@@ -204,16 +228,14 @@ static int is_target_char(unsigned char ch)
 /*
  * What evhttp would answer with its own HTML page is refused here in the
  * contract's shape: a request line other than "METHOD /target HTTP/1.x"
- * with a method evhttp knows, and header lines that are not "name: value"
- * (continuation lines included).
+ * and header lines that are not "name: value" (continuation lines
+ * included). Any method passes: the router answers 405 with Allow for one
+ * a path does not serve (evhttp lets methods it does not know through).
  */
 static int request_line_check(struct guard_conn *c, const char *p, size_t n)
 {
-	static const char *const methods[] = { "GET", "POST", "HEAD", "PUT", "DELETE",
-					       "OPTIONS", "TRACE", "CONNECT", "PATCH" };
 	const char *end = p + n, *m = p, *t, *v;
-	size_t i, ml;
-	int known = 0;
+	size_t ml, tl;
 
 	while (p < end && is_tchar((unsigned char)*p))
 		p++;
@@ -235,13 +257,14 @@ static int request_line_check(struct guard_conn *c, const char *p, size_t n)
 		refuse(c, 505, "http_version_not_supported", "HTTP/1.1 or HTTP/1.0 only");
 		return -1;
 	}
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strlen(methods[i]) == ml && memcmp(methods[i], m, ml) == 0)
-			known = 1;
-	if (!known) {
-		refuse(c, 501, "not_implemented", "unknown method");
-		return -1;
-	}
+	/* The path, for the Allow header of a 405 (judge_head). */
+	tl = 0;
+	while (t + tl < end && t[tl] != ' ' && t[tl] != '?' && t[tl] != '#' &&
+	       tl < sizeof(c->target) - 1)
+		tl++;
+	memcpy(c->target, t, tl);
+	c->target[tl] = '\0';
+	c->method = method_command(m, ml);
 	return 0;
 bad:
 	refuse(c, 400, "bad_request", "malformed request line");
@@ -358,8 +381,17 @@ static int judge_head(struct guard_conn *c, const char *h, size_t n,
 			if (have_len == 1 && x != len)
 				goto bad_length;
 			if (x > 0 && have_len == -1) {
+				/* evhttp would read no body for this method: it
+				 * would be taken for the next request. The body
+				 * is dropped and the request routed without it
+				 * (HTTP gives such a body no meaning), so the
+				 * path answers as it would, a 405 with Allow
+				 * included; the connection then closes. */
 				refuse(c, 400, "bad_request",
 				       "this method takes no request body");
+				c->refusal.target = c->target;
+				c->refusal.method = c->method;
+				c->discard_left = x;
 				return -1;
 			}
 			if (have_len != -1)

@@ -44,10 +44,19 @@ struct httpguard_limits {
 
 /* Why the guard refused a request: what the API answers. */
 struct httpguard_refusal {
-	int status;           /* 400, 411, 413, 417, 431, 501 or 505 */
+	int status;           /* 400, 411, 413, 417, 431 or 505 */
 	const char *code;     /* the error code, e.g. "payload_too_large" */
 	const char *message;
+	/* Non-NULL for a method that takes no body sent with one: the body is
+	 * dropped and the request is to be routed with this path and method
+	 * (an evhttp command, or HTTPGUARD_REQ_UNKNOWN) instead of refused. */
+	const char *target;
+	int method;
 };
+
+/* libevent 2.1's http-internal.h: the command of a method evhttp does not
+ * know (QUERY, PROPFIND, ...). */
+#define HTTPGUARD_REQ_UNKNOWN (1 << 15)
 
 /* Installs the guard on http (its bevcb). Returns NULL when out of memory.
  * base and http must outlive the guard. */
