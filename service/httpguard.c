@@ -13,6 +13,7 @@
 #include "promo_webhooks/httpguard.h"
 #include "promo_webhooks/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -245,8 +246,14 @@ static int request_line_check(struct guard_conn *c, const char *p, size_t n)
 	t = ++p;
 	/* RFC 3986 characters of an origin-form target (path and query):
 	 * what evhttp's URI parser takes. */
-	while (p < end && is_target_char((unsigned char)*p))
+	while (p < end && is_target_char((unsigned char)*p)) {
+		/* evhttp refuses a malformed percent-encoding with its own
+		 * HTML page. */
+		if (*p == '%' && (end - p < 3 || !isxdigit((unsigned char)p[1]) ||
+				  !isxdigit((unsigned char)p[2])))
+			goto bad;
 		p++;
+	}
 	if (p == t || *t != '/' || p >= end || *p != ' ')
 		goto bad;
 	v = p + 1;
