@@ -186,3 +186,11 @@ int store_start_write(struct store *st, struct rlink_cmd *cmd,
 	}
 	return 0;
 }
+
+void store_arg_buf(struct rlink_cmd *cmd, const struct buf *b)
+{
+	if (b->failed)
+		rlink_cmd_fail(cmd);
+	else
+		rlink_cmd_arg(cmd, buf_str(b), b->len);
+}

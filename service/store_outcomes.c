@@ -65,15 +65,6 @@ static void attempt_json(const struct store_attempt *a, const char *at_text,
 	buf_addc(out, '}');
 }
 
-/* A built text as an argument; one over the cap fails the command. */
-static void arg_buf(struct rlink_cmd *cmd, const struct buf *b)
-{
-	if (b->failed)
-		rlink_cmd_fail(cmd);
-	else
-		rlink_cmd_arg(cmd, buf_str(b), b->len);
-}
-
 /* ---- the failure rule ---- */
 
 #define DISABLE_TRIES 8 /* conflicts (concurrent writes) before giving up */
@@ -217,9 +208,9 @@ static int start_disable(struct failure_ctx *f, const char *stored, size_t len)
 	rlink_cmd_args(cmd, f->webhook_id);
 	rlink_cmd_args(cmd, store_channel(f->st));
 	rlink_cmd_argnum(cmd, revision);
-	arg_buf(cmd, &doc);
+	store_arg_buf(cmd, &doc);
 	if (f->email)
-		arg_buf(cmd, &notice);
+		store_arg_buf(cmd, &notice);
 	else
 		rlink_cmd_args(cmd, "");
 	rlink_cmd_argnum(cmd, f->at_ms);
@@ -360,10 +351,10 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("recorded:"), f->attempt_id ? f->attempt_id : "-", NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
-	arg_buf(cmd, &entry);
+	store_arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, a->at_ms);
-	arg_buf(cmd, &tail);
+	store_arg_buf(cmd, &tail);
 	rlink_cmd_argnum(cmd, ctx->window_ms);
 	rlink_cmd_argnum(cmd, f->threshold > 0 ? f->threshold : 1);
 	rlink_cmd_args(cmd, f->retry_id ? f->retry_id : "");
@@ -403,7 +394,7 @@ int store_record_success(struct store *st, const struct store_attempt *a,
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
-	arg_buf(cmd, &entry);
+	store_arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
 	rlink_cmd_args(cmd, retry_id ? retry_id : "");
@@ -439,7 +430,7 @@ int store_record_test(struct store *st, const struct store_attempt *a,
 	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
 	rlink_cmd_args(cmd, a->webhook_id);
-	arg_buf(cmd, &entry);
+	store_arg_buf(cmd, &entry);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
 	rlink_cmd_args(cmd, "");
@@ -471,7 +462,7 @@ static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
 		event_format_time(a[i].at_ms, ts, sizeof(ts));
 		buf_reset(&entry);
 		attempt_json(&a[i], ts, &entry);
-		arg_buf(cmd, &entry);
+		store_arg_buf(cmd, &entry);
 	}
 	buf_release(&entry);
 	return rlink_send(store_link(st), cmd);

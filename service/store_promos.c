@@ -28,14 +28,6 @@ static void add_ms_or_null(struct buf *out, int has, int64_t ms)
 		buf_adds(out, "null");
 }
 
-static void arg_buf(struct rlink_cmd *cmd, const struct buf *b)
-{
-	if (b->failed)
-		rlink_cmd_fail(cmd);
-	else
-		rlink_cmd_arg(cmd, buf_str(b), b->len);
-}
-
 int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 			  store_write_cb *cb, void *arg)
 {
@@ -88,7 +80,7 @@ int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 	rlink_cmd_args(cmd, pr->promotion_id);
 	rlink_cmd_argnum(cmd, pr->event_time_ms);
 	rlink_cmd_args(cmd, pr->deleted ? "1" : "0");
-	arg_buf(cmd, &doc);
+	store_arg_buf(cmd, &doc);
 	if (!pr->deleted && pr->has_start)
 		rlink_cmd_argnum(cmd, pr->start_ms);
 	else
@@ -97,7 +89,7 @@ int store_promotion_apply(struct store *st, const struct store_promotion *pr,
 		rlink_cmd_argnum(cmd, pr->end_ms);
 	else
 		rlink_cmd_args(cmd, "");
-	arg_buf(cmd, &member);
+	store_arg_buf(cmd, &member);
 	buf_release(&doc);
 	buf_release(&member);
 	return store_start_write(st, cmd, cb, arg);
@@ -226,7 +218,7 @@ int store_period_scan(struct store *st, int64_t now_ms, const char *now_text,
 	rlink_cmd_argnum(cmd, now_ms);
 	rlink_cmd_args(cmd, now_text);
 	rlink_cmd_argnum(cmd, lock_ms > 0 ? lock_ms : 1);
-	arg_buf(cmd, &list);
+	store_arg_buf(cmd, &list);
 	rlink_cmd_argnum(cmd, SCAN_CLAIM_MAX);
 	buf_release(&list);
 	if (store_start(st, cmd, on_scan, c, arg) < 0) {

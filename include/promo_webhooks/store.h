@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "promo_webhooks/buf.h"
 #include "promo_webhooks/config.h"
 #include "promo_webhooks/rlink.h"
 
@@ -101,5 +102,8 @@ int store_start_write(struct store *st, struct rlink_cmd *cmd,
 /* Starts cmd with done/ctx, and owner arg for store_cancel. */
 int store_start(struct store *st, struct rlink_cmd *cmd, rlink_done_cb *done,
 		void *ctx, void *arg);
+/* Adds a built text b as cmd's next argument; a b that failed (over its
+ * cap, out of memory) fails the command. */
+void store_arg_buf(struct rlink_cmd *cmd, const struct buf *b);
 
 #endif
