@@ -355,7 +355,7 @@ size_t kafka_topic_problems(struct kafka *k, struct kafka_topic_problem *out, si
 				snprintf(out[n].reason, sizeof(out[n].reason), "%s",
 					 "the topic does not exist or is not visible to this client");
 			else
-				snprintf(out[n].reason, sizeof(out[n].reason), "refuses writes: %s",
+				snprintf(out[n].reason, sizeof(out[n].reason), "refuses writes: %.143s",
 					 w->reason);
 		}
 		n++;
