@@ -98,7 +98,7 @@ static size_t check_answers(const char *r, size_t n, int closed)
 			break;
 		hlen = (size_t)(hend - p);
 		FUZZ_ASSERT(hlen > 12 && memcmp(p, "HTTP/1.", 7) == 0);
-		status = atoi(p + 9);
+		status = (int)strtol(p + 9, NULL, 10);
 		FUZZ_ASSERT(status >= 100 && status <= 599);
 		for (q = p; q < hend; q++) {
 			if (q[0] != '\n')

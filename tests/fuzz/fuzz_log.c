@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum log_format fmt;
 	char *msg, *a, *b, *lit, *format, *out = NULL;
-	size_t off = 1, outlen = 0, i;
+	size_t off = 1, outlen = 0, i, flen;
 	FILE *f;
 
 	if (size < 1)
@@ -75,10 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; lit[i]; i++)
 		if (lit[i] == '%')
 			lit[i] = '_';
-	format = malloc(strlen(lit) + 128);
+	flen = strlen(lit) + 128;
+	format = malloc(flen);
 	FUZZ_ASSERT(format != NULL);
-	strcpy(format, lit);
-	strcat(format, " a=%s b=\"%s\" ab=%s-%s p=\"%.5s\" n=%d");
+	FUZZ_ASSERT(snprintf(format, flen, "%s a=%%s b=\"%%s\" ab=%%s-%%s p=\"%%.5s\" n=%%d",
+			     lit) < (int)flen);
 
 	f = open_memstream(&out, &outlen);
 	FUZZ_ASSERT(f != NULL);

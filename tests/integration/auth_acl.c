@@ -222,7 +222,11 @@ int main(void)
 			"with the state of tests/scripts/redis-acl.sh (ctest does)\n");
 		return 1;
 	}
-	port = atoi(p);
+	port = (int)strtol(p, NULL, 10);
+	if (port <= 0 || port > 65535) {
+		fprintf(stderr, "REDIS_PORT is not a port: %s\n", p);
+		return 1;
+	}
 	log_setup(LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();

@@ -485,7 +485,7 @@ static void check_monitor(redisContext *mon, redisContext *c, const char *marker
 			       strcasecmp(argv[0], "EVAL") == 0)) {
 			for (i = 0; i < nd; i++)
 				free(declared[i]);
-			nd = (size_t)atoi(argv[2]);
+			nd = (size_t)strtoul(argv[2], NULL, 10);
 			if (nd > n - 3 || nd > MON_MAX) {
 				/* more keys than a line parsed here holds (the
 				 * scenario never sends that many) */
@@ -553,7 +553,8 @@ static int owner_port(const char *ports)
 
 	snprintf(copy, sizeof(copy), "%s", ports);
 	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		redisContext *c = redisConnect("127.0.0.1", atoi(tok));
+		int port = (int)strtol(tok, NULL, 10);
+		redisContext *c = redisConnect("127.0.0.1", port);
 		redisReply *r;
 
 		if (!c || c->err) {
@@ -562,7 +563,7 @@ static int owner_port(const char *ports)
 		}
 		r = itest_cmd(c, "EXISTS {pw}:probe");
 		if (r->type == REDIS_REPLY_INTEGER)
-			owner = atoi(tok);
+			owner = port;
 		else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED", 5) == 0)
 			movers++;
 		freeReplyObject(r);

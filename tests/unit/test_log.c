@@ -316,10 +316,12 @@ static void check_record(enum log_format fmt, const struct hostile *h)
 	check_value("reason", record_get(&r, "reason")->value, h->in, h->want);
 	check_value("_level", record_get(&r, "_level")->value, h->in, h->want);
 	if (h->want) {
-		ce_want = malloc(2 * strlen(h->want) + 2);
+		size_t cl = 2 * strlen(h->want) + 2;
+
+		ce_want = malloc(cl);
 		if (!ce_want)
 			abort();
-		sprintf(ce_want, "%s-%s", h->want, h->want);
+		snprintf(ce_want, cl, "%s-%s", h->want, h->want);
 		/* Two values in one field can pass the cap together. */
 		if (strlen(h->in) * 2 + 1 <= LOG_VALUE_MAX)
 			check_value("ce", record_get(&r, "ce")->value, h->in, ce_want);
