@@ -176,6 +176,16 @@ static void reply_raw(struct api *api, struct evhttp_request *req, int code,
 			return;
 		}
 	}
+	/* evhttp frames the answer to a CONNECT without a Content-Length;
+	 * every answer here has one. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT &&
+	    !evhttp_find_header(h, "Content-Length")) {
+		char cl[24];
+
+		snprintf(cl, sizeof(cl), "%zu", body ? len : (size_t)0);
+		if (evhttp_add_header(h, "Content-Length", cl) < 0)
+			log_debug("cannot add header", "name=%s", "Content-Length");
+	}
 	/* Answers carry tenant data and must not be cached on the way. */
 	if (evhttp_add_header(h, "Cache-Control", "no-store") < 0)
 		log_debug("cannot add header", "name=%s", "Cache-Control");
