@@ -1331,6 +1331,9 @@ void pipeline_metrics(const struct pipeline *p, struct buf *out)
 	prom_counter(out, "promo_webhooks_period_occurrences_dropped_total",
 		     "Period event occurrences dropped before an attempt: their promotion was deleted or its date moved.",
 		     retryrelay_dropped(p->retries));
+	prom_counter(out, "promo_webhooks_retry_jobs_unreadable_total",
+		     "Retry jobs that could not be decoded, removed from Redis.",
+		     retryrelay_unreadable(p->retries));
 	prom_family(out, "promo_webhooks_oldest_unfinished_event_age_seconds", "gauge",
 		    "Age of the oldest consumed event without an outcome (time lag), per partition.");
 	now = clock_wall_ms();

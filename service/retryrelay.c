@@ -7,6 +7,7 @@
 #include "promo_webhooks/store_outcomes.h"
 #include "promo_webhooks/store_promos.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,17 @@ struct retryrelay {
 	uint64_t redis_errors; /* claims and checks that failed */
 	uint64_t dropped;      /* period occurrences whose promotion is gone
 				* or whose date moved */
+	uint64_t unreadable;   /* undecodable retry jobs removed */
 	struct occurrence_check *checks; /* in flight */
+	struct job_drop *drops;          /* in flight */
+};
+
+/* An undecodable retry job being removed from Redis. */
+struct job_drop {
+	struct retryrelay *rr;
+	struct job_drop *prev, *next; /* in rr->drops */
+	char *retry_id;
+	char reason[128];             /* why retryjob.c refused it */
 };
 
 /* A period occurrence's attempt waiting for its promotion's re-check. */
@@ -127,6 +138,62 @@ static int check_occurrence(struct retryrelay *rr, struct retry_claim *rc)
 	return 0;
 }
 
+static void drop_free(struct job_drop *jd)
+{
+	struct retryrelay *rr = jd->rr;
+
+	if (jd->prev)
+		jd->prev->next = jd->next;
+	else
+		rr->drops = jd->next;
+	if (jd->next)
+		jd->next->prev = jd->prev;
+	free(jd->retry_id);
+	free(jd);
+}
+
+/* Logged and counted once, by the replica whose claim removed it. */
+static void dropped_job(void *arg, enum store_status status, int64_t removed)
+{
+	struct job_drop *jd = arg;
+	struct retryrelay *rr = jd->rr;
+
+	if (status != STORE_OK) {
+		rr->redis_errors++;
+		log_warn("unreadable retry job not removed; it comes back when its lease ends",
+			 "retry=%s status=%s", jd->retry_id, store_status_name(status));
+	} else if (removed) {
+		rr->unreadable++;
+		log_error("unreadable retry job removed", "retry=%s reason=%s",
+			  jd->retry_id, jd->reason);
+	}
+	drop_free(jd);
+}
+
+/* A claimed job retryjob.c cannot decode would be leased again at the end
+ * of every lease, forever: it is removed under its claim instead. */
+static void drop_job(struct retryrelay *rr, const char *retry_id,
+		     const char *token, const char *reason)
+{
+	struct job_drop *jd = calloc(1, sizeof(*jd));
+
+	if (!jd || !(jd->retry_id = strdup(retry_id))) {
+		free(jd);
+		return;
+	}
+	jd->rr = rr;
+	snprintf(jd->reason, sizeof(jd->reason), "%s", reason);
+	if (store_retry_drop(rr->store, retry_id, token, dropped_job, jd) < 0) {
+		free(jd->retry_id);
+		free(jd);
+		return;
+	}
+	jd->next = rr->drops;
+	if (rr->drops)
+		rr->drops->prev = jd;
+	rr->drops = jd;
+}
+
 static int is_period(enum event_type t)
 {
 	return t == EVENT_PROMOTION_STARTING_IN_PERIOD || t == EVENT_PROMOTION_ENDING_IN_PERIOD;
@@ -152,10 +219,14 @@ static void retries_claimed(void *arg, enum store_status status,
 			break;
 		rc->retry_id = strdup(items[i].id);
 		rc->token = strdup(items[i].key ? items[i].key : "");
-		if (!rc->retry_id || !rc->token ||
-		    retry_job_decode(&rc->job, items[i].payload, items[i].payload_len, err,
+		if (!rc->retry_id || !rc->token) {
+			/* Out of memory: its lease runs out and it comes back. */
+			retry_claim_free(rc);
+			continue;
+		}
+		if (retry_job_decode(&rc->job, items[i].payload, items[i].payload_len, err,
 				     sizeof(err)) < 0) {
-			log_error("unreadable retry job", "retry=%s", items[i].id);
+			drop_job(rr, rc->retry_id, rc->token, err);
 			retry_claim_free(rc);
 			continue;
 		}
@@ -203,6 +274,10 @@ void retryrelay_free(struct retryrelay *rr)
 		store_cancel(rr->store, rr->checks);
 		check_free(rr->checks);
 	}
+	while (rr->drops) {
+		store_cancel(rr->store, rr->drops);
+		drop_free(rr->drops);
+	}
 	free(rr);
 }
 
@@ -218,6 +293,11 @@ void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
 uint64_t retryrelay_dropped(const struct retryrelay *rr)
 {
 	return rr->dropped;
+}
+
+uint64_t retryrelay_unreadable(const struct retryrelay *rr)
+{
+	return rr->unreadable;
 }
 
 uint64_t retryrelay_errors(const struct retryrelay *rr)

@@ -690,6 +690,24 @@ int store_retry_renew(struct store *st, const char *retry_id,
 	return store_start_write(st, cmd, cb, arg);
 }
 
+int store_retry_drop(struct store *st, const char *retry_id,
+		     const char *token, store_write_cb *cb, void *arg)
+{
+	struct rlink_cmd *cmd;
+
+	if (!retry_id || !token)
+		return -1;
+	cmd = rlink_cmd_new("retry_drop", &lua_retry_drop);
+	if (!cmd)
+		return -1;
+	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
+	rlink_cmd_key(cmd, STORE_KEY("retry-claims"), NULL);
+	rlink_cmd_args(cmd, retry_id);
+	rlink_cmd_args(cmd, token);
+	return store_start_write(st, cmd, cb, arg);
+}
+
 int store_retry_defer(struct store *st, const char *webhook_id,
 		      const char *job, int64_t due_ms, store_write_cb *cb,
 		      void *arg)

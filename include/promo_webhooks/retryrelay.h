@@ -2,7 +2,9 @@
  * retryrelay: brings due retries back from Redis (store_outcomes.h) to the
  * pipeline. It claims them with a lease (a replica that dies holding one
  * lets another take it when the lease ends), decodes each job (retryjob.c:
- * a retry job, or a period occurrence's plain fields), drops those whose
+ * a retry job, or a period occurrence's plain fields; one that cannot be
+ * decoded is removed from Redis under its claim, logged and counted),
+ * drops those whose
  * webhook is disabled, deleted or moved to another company in this
  * replica's cache, and hands the rest, with their webhook, to the pipeline,
  * which delivers and records them like any attempt. A period occurrence
@@ -51,6 +53,10 @@ void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
 /* Period occurrences dropped by the re-check, for
  * promo_webhooks_period_occurrences_dropped_total. */
 uint64_t retryrelay_dropped(const struct retryrelay *rr);
+/* Retry jobs that could not be decoded, removed from Redis (each once, by
+ * the replica whose claim removed it), for
+ * promo_webhooks_retry_jobs_unreadable_total. */
+uint64_t retryrelay_unreadable(const struct retryrelay *rr);
 /* Claims that failed (Redis), for the pipeline's error total. */
 uint64_t retryrelay_errors(const struct retryrelay *rr);
 

@@ -4,7 +4,7 @@
  * notice outbox (a domain store on the store's Redis link; store.h has the
  * calling convention). Scripts: service/lua/record_failure.lua,
  * record_success.lua, log_attempts.lua, retry_*.lua (retry_renew.lua
- * included), outbox_*.lua, counts.lua.
+ * and retry_drop.lua included), outbox_*.lua, counts.lua.
  *
  * Keys (store.h: every key under the hash tag {pw}):
  *   {pw}:attempts:<webhookId>  LIST  the last 100 attempts, newest first, each
@@ -211,6 +211,15 @@ int store_outbox_claim(struct store *st, int64_t now_ms, int64_t lease_ms,
  * it was gone already). */
 int store_outbox_ack(struct store *st, const char *notice_id,
 		     store_write_cb *cb, void *arg);
+
+/*
+ * Removes retry_id (its job, its due time, its claim) if its claim under
+ * token is still current: for a claimed job that cannot be decoded, which
+ * would otherwise come back at the end of every lease (version 1 removed;
+ * 0 when stale: another replica claimed it since and removes it).
+ */
+int store_retry_drop(struct store *st, const char *retry_id,
+		     const char *token, store_write_cb *cb, void *arg);
 
 /*
  * Puts a delivery off without an attempt: stores job (the retry job format,
