@@ -73,6 +73,12 @@ static void app_metrics(void *arg, struct buf *out)
 	prom_gauge(out, "promo_webhooks_registry_webhooks",
 		   "Webhooks in this replica's cache.",
 		   (int64_t)registry_count(app->reg));
+	prom_counter(out, "promo_webhooks_registry_full_loads_total",
+		     "Full loads of every webhook into this replica's cache.",
+		     registry_full_loads(app->reg));
+	prom_counter(out, "promo_webhooks_registry_changes_applied_total",
+		     "Webhook and settings changes applied to this replica's cache one at a time.",
+		     registry_changes_applied(app->reg));
 	n = registry_webhooks(app->reg, &hooks);
 	for (i = 0; i < n; i++)
 		enabled += hooks[i]->enabled ? 1 : 0;

@@ -3,12 +3,24 @@
  * against. See include/promo_webhooks/registry.h.
  *
  * Consistency: a snapshot is read together with {pw}:version in one script,
- * and every write bumps that version in the same step as the data. So a
- * snapshot at version V holds every change up to V. The registry reloads
- * when it hears of a version above V (pub/sub, or a write in this process)
- * and when a poll finds a version different from V (missed messages, a
- * Redis that was wiped and restarted). Reloads never overlap: one heard of
- * during a load is done right after it.
+ * and every write bumps that version in the same step as the data and
+ * publishes the change itself (store_hooks.h). So a cache at version V
+ * holds every change up to V, and V plus the message of version V + 1 is
+ * version V + 1: such a message is applied to the cache in place (one
+ * webhook or one company's settings, in time that does not grow with the
+ * number of webhooks). Anything else falls back to a full load: a message
+ * beyond V + 1 (one was missed), one that does not carry its change (an
+ * older replica's), one that cannot be applied (unreadable, out of
+ * memory). The safety net stays: a poll that finds a version below V (a
+ * Redis that was wiped and restarted) loads at once; one that finds a
+ * version above V, or a write through this process that reached one, loads
+ * unless the feed has brought the cache there within REGISTRY_LAG_MS.
+ * Loads never overlap; messages heard during a load are kept (up to
+ * REGISTRY_QUEUE_MAX) and applied after it from its version on.
+ *
+ * Pointers handed out stay valid until the caller returns to the event
+ * loop: a replaced or removed webhook, and a replaced cache, are freed on
+ * a later loop iteration (gc_ev).
  */
 #include "promo_webhooks/registry.h"
 #include "promo_webhooks/log.h"
@@ -20,127 +32,475 @@
 
 #include <event2/event.h>
 
-struct snapshot {
-	struct snapshot *next_retired;   /* in registry.retired */
-	struct store_snapshot *data;     /* owned: hooks sorted by id,
-					  * companies sorted by company id */
-	const struct webhook **by_id;    /* &data->hooks[i], for match and
-					  * callers */
+#define REGISTRY_LAG_MS 250      /* the feed's time to bring a version a
+				  * poll or a local write saw */
+#define REGISTRY_QUEUE_MAX 65536 /* messages kept during a load; past it,
+				  * the lag check loads again */
+
+/* One webhook of the cache, allocated on its own so that one change
+ * replaces one. wh first: a struct webhook * of the cache is one. */
+struct hook_node {
+	struct webhook wh;
+	struct hook_node *next_retired;
+};
+
+struct company_node {
+	struct store_company c;
+	struct company_node *next_retired;
+};
+
+struct cache {
+	struct cache *next_retired;      /* in registry.retired */
+	int64_t version;                 /* {pw}:version it holds */
+	struct webhook **by_id;          /* hook_nodes, sorted by id */
+	size_t n_hooks, cap_hooks;
+	struct company_node **companies; /* sorted by company id */
+	size_t n_companies, cap_companies;
 	struct match_index *mi;
+};
+
+/* A change heard while a load was in flight. */
+struct queued_change {
+	struct queued_change *next;
+	enum store_change_kind kind;
+	enum store_change_op op;
+	int64_t version;
+	char *id;
+	char *doc;
+	size_t doc_len;
 };
 
 struct registry {
 	struct event_base *base;
 	struct store *store;
 	const struct config *cfg;
-	struct snapshot *cur;         /* never NULL */
-	struct snapshot *retired;     /* replaced, freed by gc_ev */
+	struct cache *cur;            /* never NULL */
+	struct cache *retired;        /* replaced, freed by gc_ev */
+	struct hook_node *retired_hooks;
+	struct company_node *retired_companies;
 	struct event *poll_ev;        /* every cfg->cache_refresh_ms */
 	struct event *gc_ev;
+	struct event *lag_ev;         /* REGISTRY_LAG_MS after a version ahead
+				       * of the cache was seen */
 	int loaded;                   /* the first load finished */
 	int loading;                  /* a store_load_all is in flight */
 	int polling;                  /* a store_version_get is in flight */
 	int need_reload;              /* the last load failed: retry on poll */
-	int64_t heard_while_loading;  /* highest version announced during the
-				       * load in flight (0: none) */
+	int64_t lag_target;           /* the version lag_ev checks for */
+	int64_t lag_next;             /* the highest seen while it is armed:
+				       * checked by the next arming */
+	struct queued_change *queue, **queue_tail; /* heard during the load */
+	size_t queued;
+	int queue_overflow;           /* some were not kept */
+	uint64_t full_loads;          /* finished full loads */
+	uint64_t changes_applied;     /* messages applied in place */
 	registry_change_cb *change_cb;
 	void *change_arg;
 };
 
 static const struct company_settings default_settings = { NULL, PAYLOAD_JSON };
 
-static void snapshot_free(struct snapshot *s)
+static void hook_free(struct webhook *wh)
 {
-	if (!s)
+	webhook_release(wh);
+	free((struct hook_node *)(void *)wh);
+}
+
+static void company_free(struct company_node *cn)
+{
+	free(cn->c.company_id);
+	company_settings_release(&cn->c.settings);
+	free(cn);
+}
+
+static void cache_free(struct cache *c)
+{
+	size_t i;
+
+	if (!c)
 		return;
-	match_index_free(s->mi);
-	free(s->by_id);
-	store_snapshot_free(s->data);
-	free(s);
+	match_index_free(c->mi);
+	for (i = 0; i < c->n_hooks; i++)
+		hook_free(c->by_id[i]);
+	free(c->by_id);
+	for (i = 0; i < c->n_companies; i++)
+		company_free(c->companies[i]);
+	free(c->companies);
+	free(c);
 }
 
 static int cmp_hook_id(const void *a, const void *b)
 {
-	const struct webhook *x = a, *y = b;
+	const struct webhook *x = *(const struct webhook *const *)a;
+	const struct webhook *y = *(const struct webhook *const *)b;
 
 	return strcmp(x->id, y->id);
 }
 
 static int cmp_company(const void *a, const void *b)
 {
-	const struct store_company *x = a, *y = b;
+	const struct company_node *x = *(const struct company_node *const *)a;
+	const struct company_node *y = *(const struct company_node *const *)b;
 
-	return strcmp(x->company_id, y->company_id);
+	return strcmp(x->c.company_id, y->c.company_id);
 }
 
-/* bsearch comparators: the key is the id string itself. */
-static int cmp_key_hook(const void *key, const void *elem)
+/* Where id is, or goes, in c->by_id. */
+static size_t hook_pos(const struct cache *c, const char *id, int *found)
 {
-	const struct webhook *wh = elem;
+	size_t lo = 0, hi = c->n_hooks;
 
-	return strcmp(key, wh->id);
-}
+	*found = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(c->by_id[mid]->id, id);
 
-static int cmp_key_company(const void *key, const void *elem)
-{
-	const struct store_company *c = elem;
-
-	return strcmp(key, c->company_id);
-}
-
-/* Builds a snapshot around data (taken over; NULL for an empty one). */
-static struct snapshot *snapshot_build(struct store_snapshot *data)
-{
-	struct snapshot *s = calloc(1, sizeof(*s));
-	size_t i, n;
-
-	if (!s) {
-		store_snapshot_free(data);
-		return NULL;
+		if (r == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	s->data = data ? data : calloc(1, sizeof(*s->data));
-	if (!s->data)
+	return lo;
+}
+
+/* Where company_id is, or goes, in c->companies. */
+static size_t company_pos(const struct cache *c, const char *company_id, int *found)
+{
+	size_t lo = 0, hi = c->n_companies;
+
+	*found = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(c->companies[mid]->c.company_id, company_id);
+
+		if (r == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Room for one more pointer in *arr (n used of *cap). */
+static int reserve(void *arr, size_t n, size_t *cap, size_t size)
+{
+	void **p = arr;
+	size_t want = *cap ? *cap * 2 : 16;
+	void *grown;
+
+	if (n < *cap)
+		return 0;
+	grown = realloc(*p, want * size);
+	if (!grown)
+		return -1;
+	*p = grown;
+	*cap = want;
+	return 0;
+}
+
+/* A cache around data (taken over and freed; NULL for an empty one). */
+static struct cache *cache_build(struct store_snapshot *data)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	size_t i, n = data ? data->n_hooks : 0, nc = data ? data->n_companies : 0;
+
+	if (!c)
 		goto fail;
-	n = s->data->n_hooks;
-	if (n > 1)
-		qsort(s->data->hooks, n, sizeof(*s->data->hooks), cmp_hook_id);
-	if (s->data->n_companies > 1)
-		qsort(s->data->companies, s->data->n_companies,
-		      sizeof(*s->data->companies), cmp_company);
-	if (n) {
-		s->by_id = calloc(n, sizeof(*s->by_id));
-		if (!s->by_id)
+	c->version = data ? data->version : 0;
+	c->by_id = calloc(n ? n : 1, sizeof(*c->by_id));
+	c->companies = calloc(nc ? nc : 1, sizeof(*c->companies));
+	if (!c->by_id || !c->companies)
+		goto fail;
+	c->cap_hooks = n ? n : 1;
+	c->cap_companies = nc ? nc : 1;
+	/* Each moved out of data into a node of its own; data keeps (and
+	 * frees) what was not moved. */
+	for (i = n; i-- > 0;) {
+		struct hook_node *hn = malloc(sizeof(*hn));
+
+		if (!hn)
 			goto fail;
-		for (i = 0; i < n; i++)
-			s->by_id[i] = &s->data->hooks[i];
+		hn->wh = data->hooks[i];
+		hn->next_retired = NULL;
+		c->by_id[c->n_hooks++] = &hn->wh;
+		data->n_hooks = i;
 	}
-	s->mi = match_index_build(s->by_id, n);
-	if (!s->mi)
+	for (i = nc; i-- > 0;) {
+		struct company_node *cn = malloc(sizeof(*cn));
+
+		if (!cn)
+			goto fail;
+		cn->c = data->companies[i];
+		cn->next_retired = NULL;
+		c->companies[c->n_companies++] = cn;
+		data->n_companies = i;
+	}
+	if (c->n_hooks > 1)
+		qsort(c->by_id, c->n_hooks, sizeof(*c->by_id), cmp_hook_id);
+	if (c->n_companies > 1)
+		qsort(c->companies, c->n_companies, sizeof(*c->companies), cmp_company);
+	c->mi = match_index_build((const struct webhook *const *)c->by_id, c->n_hooks);
+	if (!c->mi)
 		goto fail;
-	return s;
+	store_snapshot_free(data);
+	return c;
 fail:
-	snapshot_free(s);
+	store_snapshot_free(data);
+	cache_free(c);
 	return NULL;
 }
 
 static void gc_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct registry *reg = arg;
-	struct snapshot *s;
+	struct cache *c;
+	struct hook_node *hn;
+	struct company_node *cn;
 
-	while ((s = reg->retired) != NULL) {
-		reg->retired = s->next_retired;
-		snapshot_free(s);
+	while ((c = reg->retired) != NULL) {
+		reg->retired = c->next_retired;
+		cache_free(c);
+	}
+	while ((hn = reg->retired_hooks) != NULL) {
+		reg->retired_hooks = hn->next_retired;
+		hook_free(&hn->wh);
+	}
+	while ((cn = reg->retired_companies) != NULL) {
+		reg->retired_companies = cn->next_retired;
+		company_free(cn);
 	}
 }
 
+static void retire_hook(struct registry *reg, struct webhook *wh)
+{
+	struct hook_node *hn = (struct hook_node *)(void *)wh;
+
+	hn->next_retired = reg->retired_hooks;
+	reg->retired_hooks = hn;
+	event_active(reg->gc_ev, EV_TIMEOUT, 0);
+}
+
+static void retire_company(struct registry *reg, struct company_node *cn)
+{
+	cn->next_retired = reg->retired_companies;
+	reg->retired_companies = cn;
+	event_active(reg->gc_ev, EV_TIMEOUT, 0);
+}
+
+/* One webhook's change, in place. 0, or -1 when it cannot be applied (the
+ * cache is then to be loaded again: a failure halfway may leave the match
+ * index without the webhook). */
+static int apply_webhook(struct registry *reg, const char *id, enum store_change_op op,
+			 const char *doc, size_t doc_len)
+{
+	struct cache *c = reg->cur;
+	struct hook_node *hn = NULL;
+	struct webhook *old = NULL;
+	size_t pos;
+	int found;
+
+	if (op == STORE_CHANGE_PUT) {
+		hn = calloc(1, sizeof(*hn));
+		if (!hn)
+			return -1;
+		webhook_init(&hn->wh);
+		if (webhook_from_storage(&hn->wh, doc, doc_len) < 0 || strcmp(hn->wh.id, id) != 0) {
+			log_warn("webhook change unreadable, loading every webhook", "webhook=%s", id);
+			hook_free(&hn->wh);
+			return -1;
+		}
+	}
+	pos = hook_pos(c, id, &found);
+	if (found)
+		old = c->by_id[pos];
+	if (hn && !found && reserve(&c->by_id, c->n_hooks, &c->cap_hooks, sizeof(*c->by_id)) < 0)
+		goto fail;
+	if (old)
+		match_index_remove(c->mi, old);
+	if (hn && match_index_add(c->mi, &hn->wh) < 0)
+		goto fail;
+	if (hn && found) {
+		c->by_id[pos] = &hn->wh;
+	} else if (hn) {
+		memmove(c->by_id + pos + 1, c->by_id + pos, (c->n_hooks - pos) * sizeof(*c->by_id));
+		c->by_id[pos] = &hn->wh;
+		c->n_hooks++;
+	} else if (found) {
+		memmove(c->by_id + pos, c->by_id + pos + 1, (c->n_hooks - pos - 1) * sizeof(*c->by_id));
+		c->n_hooks--;
+	}
+	if (old)
+		retire_hook(reg, old);
+	return 0;
+fail:
+	if (hn)
+		hook_free(&hn->wh);
+	return -1;
+}
+
+/* One company's settings, in place: 0 or -1 as above. */
+static int apply_settings(struct registry *reg, const char *company_id,
+			  enum store_change_op op, const char *doc, size_t doc_len)
+{
+	struct cache *c = reg->cur;
+	struct company_node *cn = NULL;
+	size_t pos;
+	int found;
+
+	if (op == STORE_CHANGE_PUT) {
+		cn = calloc(1, sizeof(*cn));
+		if (!cn)
+			return -1;
+		company_settings_init(&cn->c.settings);
+		cn->c.company_id = strdup(company_id);
+		if (!cn->c.company_id ||
+		    company_settings_from_json(&cn->c.settings, doc, doc_len) < 0) {
+			log_warn("settings change unreadable, loading every webhook", "company=%s",
+				 company_id);
+			company_free(cn);
+			return -1;
+		}
+	}
+	pos = company_pos(c, company_id, &found);
+	if (cn && !found &&
+	    reserve(&c->companies, c->n_companies, &c->cap_companies, sizeof(*c->companies)) < 0) {
+		company_free(cn);
+		return -1;
+	}
+	if (found)
+		retire_company(reg, c->companies[pos]);
+	if (cn && found) {
+		c->companies[pos] = cn;
+	} else if (cn) {
+		memmove(c->companies + pos + 1, c->companies + pos,
+			(c->n_companies - pos) * sizeof(*c->companies));
+		c->companies[pos] = cn;
+		c->n_companies++;
+	} else if (found) {
+		memmove(c->companies + pos, c->companies + pos + 1,
+			(c->n_companies - pos - 1) * sizeof(*c->companies));
+		c->n_companies--;
+	}
+	return 0;
+}
+
 static void start_load(struct registry *reg);
+
+static void notify(struct registry *reg)
+{
+	if (reg->change_cb)
+		reg->change_cb(reg->change_arg);
+}
+
+/* The change of version `version`: applied in place when it is exactly the
+ * next one and says what changed; else a full load. 1 applied, 0 already
+ * held, -1 a load was started (or will be, on the next poll). */
+static int take_change(struct registry *reg, enum store_change_kind kind,
+		       enum store_change_op op, int64_t version, const char *id,
+		       const char *doc, size_t doc_len)
+{
+	int rc;
+
+	if (version <= reg->cur->version)
+		return 0;
+	if (version != reg->cur->version + 1 || op == STORE_CHANGE_UNKNOWN) {
+		start_load(reg);
+		return -1;
+	}
+	if (kind == STORE_CHANGE_WEBHOOK)
+		rc = apply_webhook(reg, id, op, doc, doc_len);
+	else
+		rc = apply_settings(reg, id, op, doc, doc_len);
+	if (rc < 0) {
+		start_load(reg);
+		return -1;
+	}
+	reg->cur->version = version;
+	reg->changes_applied++;
+	return 1;
+}
+
+static void queue_clear(struct registry *reg)
+{
+	struct queued_change *q;
+
+	while ((q = reg->queue) != NULL) {
+		reg->queue = q->next;
+		free(q->id);
+		free(q->doc);
+		free(q);
+	}
+	reg->queue_tail = &reg->queue;
+	reg->queued = 0;
+	reg->queue_overflow = 0;
+}
+
+static void queue_change(struct registry *reg, const struct store_change *ch)
+{
+	struct queued_change *q;
+
+	if (reg->queued >= REGISTRY_QUEUE_MAX) {
+		reg->queue_overflow = 1;
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->id = strdup(ch->id)) ||
+	    (ch->doc_len && !(q->doc = malloc(ch->doc_len)))) {
+		if (q)
+			free(q->id);
+		free(q);
+		reg->queue_overflow = 1;
+		return;
+	}
+	q->kind = ch->kind;
+	q->op = ch->op;
+	q->version = ch->version;
+	if (ch->doc_len)
+		memcpy(q->doc, ch->doc, ch->doc_len);
+	q->doc_len = ch->doc_len;
+	*reg->queue_tail = q;
+	reg->queue_tail = &q->next;
+	reg->queued++;
+}
+
+/* After a load: the changes heard meanwhile, from its version on. A gap
+ * among them (or some not kept) loads again: compared only with messages
+ * heard during this load, so a version counter that went backwards (a
+ * wiped Redis) cannot make the registry load forever. */
+static void drain_queue(struct registry *reg)
+{
+	struct queued_change *q = reg->queue, *next;
+	int overflow = reg->queue_overflow, again = 0;
+
+	/* Taken off first: a load started below starts a queue of its own. */
+	reg->queue = NULL;
+	queue_clear(reg);
+	for (; q; q = next) {
+		next = q->next;
+		if (!again &&
+		    take_change(reg, q->kind, q->op, q->version, q->id, q->doc, q->doc_len) < 0)
+			again = 1;
+		free(q->id);
+		free(q->doc);
+		free(q);
+	}
+	if (!again && overflow)
+		start_load(reg);
+}
 
 static void on_snapshot(void *arg, enum store_status status,
 			struct store_snapshot *ss)
 {
 	struct registry *reg = arg;
-	struct snapshot *s;
+	struct cache *c;
 
 	reg->loading = 0;
 	if (status != STORE_OK) {
@@ -148,42 +508,43 @@ static void on_snapshot(void *arg, enum store_status status,
 			log_warn("webhook cache reload failed, will retry",
 				 "status=%s", store_status_name(status));
 		reg->need_reload = 1;
+		queue_clear(reg);
 		return;
 	}
-	s = snapshot_build(ss);
-	if (!s) {
+	c = cache_build(ss);
+	if (!c) {
 		log_error("webhook cache reload failed: out of memory", "%s", "");
 		reg->need_reload = 1;
+		queue_clear(reg);
 		return;
 	}
 	reg->need_reload = 0;
+	reg->full_loads++;
 	reg->cur->next_retired = reg->retired;
 	reg->retired = reg->cur;
-	reg->cur = s;
+	reg->cur = c;
 	event_active(reg->gc_ev, EV_TIMEOUT, 0);
 	if (!reg->loaded)
 		log_info("webhook cache loaded", "webhooks=%zu companies=%zu version=%lld",
-			 s->data->n_hooks, s->data->n_companies,
-			 (long long)s->data->version);
+			 c->n_hooks, c->n_companies, (long long)c->version);
 	else
 		log_debug("webhook cache reloaded", "webhooks=%zu version=%lld",
-			  s->data->n_hooks, (long long)s->data->version);
+			  c->n_hooks, (long long)c->version);
 	reg->loaded = 1;
-	/* A change announced while loading that the load may not hold.
-	 * Compared only against announcements made during this load, so a
-	 * version counter that went backwards (a wiped Redis) cannot make
-	 * the registry reload forever. */
-	if (reg->heard_while_loading > s->data->version)
-		start_load(reg);
-	if (reg->change_cb)
-		reg->change_cb(reg->change_arg);
+	drain_queue(reg);
+	notify(reg);
 }
 
 static void start_load(struct registry *reg)
 {
 	if (reg->loading)
 		return;
-	reg->heard_while_loading = 0;
+	queue_clear(reg);
+	/* Every version known before the load is read by it (or, a wiped
+	 * Redis, is gone): only versions heard from now on are checked. */
+	evtimer_del(reg->lag_ev);
+	reg->lag_target = 0;
+	reg->lag_next = 0;
 	if (store_load_all(reg->store, on_snapshot, reg) < 0) {
 		reg->need_reload = 1;
 		return;
@@ -191,14 +552,51 @@ static void start_load(struct registry *reg)
 	reg->loading = 1;
 }
 
+/* version is known to exist: the feed has REGISTRY_LAG_MS to bring the
+ * cache there, else a full load. */
+static void expect_version(struct registry *reg, int64_t version)
+{
+	struct timeval tv = { 0, REGISTRY_LAG_MS * 1000 };
+
+	if (version <= reg->cur->version)
+		return;
+	if (evtimer_pending(reg->lag_ev, NULL)) {
+		/* Each version gets its full REGISTRY_LAG_MS. */
+		if (version > reg->lag_next)
+			reg->lag_next = version;
+		return;
+	}
+	reg->lag_target = version;
+	evtimer_add(reg->lag_ev, &tv);
+}
+
+static void lag_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+
+	int64_t next = reg->lag_next;
+
+	reg->lag_next = 0;
+	if (reg->cur->version < reg->lag_target && !reg->loading) {
+		log_debug("change feed behind, loading every webhook", "version=%lld want=%lld",
+			  (long long)reg->cur->version, (long long)reg->lag_target);
+		start_load(reg);
+	}
+	reg->lag_target = 0;
+	expect_version(reg, next);
+}
+
 static void on_version(void *arg, enum store_status status, int64_t version)
 {
 	struct registry *reg = arg;
 
 	reg->polling = 0;
-	/* Different, not just greater: a wiped Redis starts over at 0. */
-	if (status == STORE_OK && version != reg->cur->data->version)
-		start_load(reg);
+	if (status != STORE_OK)
+		return;
+	if (version < reg->cur->version)
+		start_load(reg); /* a wiped Redis starts over at 0 */
+	else
+		expect_version(reg, version);
 }
 
 static void poll_now(struct registry *reg)
@@ -220,24 +618,24 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 
 void registry_note_version(struct registry *reg, int64_t version)
 {
-	if (version <= reg->cur->data->version)
-		return;
-	if (reg->loading) {
-		if (version > reg->heard_while_loading)
-			reg->heard_while_loading = version;
-		return;
-	}
-	start_load(reg);
+	expect_version(reg, version);
 }
 
 static void on_change(void *arg, const struct store_change *ch)
 {
 	struct registry *reg = arg;
 
-	if (ch->kind == STORE_CHANGE_RESYNC)
+	if (ch->kind == STORE_CHANGE_RESYNC) {
 		poll_now(reg); /* messages may have been missed meanwhile */
-	else
-		registry_note_version(reg, ch->version);
+		return;
+	}
+	if (reg->loading || !reg->loaded) {
+		if (reg->loading)
+			queue_change(reg, ch);
+		return;
+	}
+	if (take_change(reg, ch->kind, ch->op, ch->version, ch->id, ch->doc, ch->doc_len) > 0)
+		notify(reg);
 }
 
 struct registry *registry_new(struct event_base *base,
@@ -255,10 +653,12 @@ struct registry *registry_new(struct event_base *base,
 	reg->base = base;
 	reg->store = store;
 	reg->cfg = cfg;
-	reg->cur = snapshot_build(NULL);
+	reg->queue_tail = &reg->queue;
+	reg->cur = cache_build(NULL);
 	reg->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, reg);
 	reg->gc_ev = event_new(base, -1, 0, gc_cb, reg);
-	if (!reg->cur || !reg->poll_ev || !reg->gc_ev ||
+	reg->lag_ev = evtimer_new(base, lag_cb, reg);
+	if (!reg->cur || !reg->poll_ev || !reg->gc_ev || !reg->lag_ev ||
 	    event_add(reg->poll_ev, &tv) < 0) {
 		snprintf(err, errlen, "cannot set up the webhook cache: out of memory");
 		registry_free(reg);
@@ -279,8 +679,11 @@ void registry_free(struct registry *reg)
 		event_free(reg->poll_ev);
 	if (reg->gc_ev)
 		event_free(reg->gc_ev);
+	if (reg->lag_ev)
+		event_free(reg->lag_ev);
 	gc_cb(-1, 0, reg);
-	snapshot_free(reg->cur);
+	queue_clear(reg);
+	cache_free(reg->cur);
 	free(reg);
 }
 
@@ -291,12 +694,22 @@ int registry_is_loaded(const struct registry *reg)
 
 int64_t registry_version(const struct registry *reg)
 {
-	return reg->cur->data->version;
+	return reg->cur->version;
 }
 
 size_t registry_count(const struct registry *reg)
 {
-	return reg->cur->data->n_hooks;
+	return reg->cur->n_hooks;
+}
+
+uint64_t registry_full_loads(const struct registry *reg)
+{
+	return reg->full_loads;
+}
+
+uint64_t registry_changes_applied(const struct registry *reg)
+{
+	return reg->changes_applied;
 }
 
 const struct match_index *registry_index(const struct registry *reg)
@@ -307,30 +720,28 @@ const struct match_index *registry_index(const struct registry *reg)
 size_t registry_webhooks(const struct registry *reg,
 			 const struct webhook *const **out)
 {
-	*out = reg->cur->by_id;
-	return reg->cur->data->n_hooks;
+	*out = (const struct webhook *const *)reg->cur->by_id;
+	return reg->cur->n_hooks;
 }
 
 const struct webhook *registry_webhook(const struct registry *reg,
 				       const char *id)
 {
-	const struct store_snapshot *d = reg->cur->data;
+	size_t pos;
+	int found;
 
-	if (!d->n_hooks)
-		return NULL;
-	return bsearch(id, d->hooks, d->n_hooks, sizeof(*d->hooks), cmp_key_hook);
+	pos = hook_pos(reg->cur, id, &found);
+	return found ? reg->cur->by_id[pos] : NULL;
 }
 
 const struct company_settings *registry_settings(const struct registry *reg,
 						 const char *company_id)
 {
-	const struct store_snapshot *d = reg->cur->data;
-	const struct store_company *c = NULL;
+	size_t pos;
+	int found;
 
-	if (d->n_companies)
-		c = bsearch(company_id, d->companies, d->n_companies,
-			    sizeof(*d->companies), cmp_key_company);
-	return c ? &c->settings : &default_settings;
+	pos = company_pos(reg->cur, company_id, &found);
+	return found ? &reg->cur->companies[pos]->c.settings : &default_settings;
 }
 
 void registry_set_change_cb(struct registry *reg, registry_change_cb *cb,

@@ -499,44 +499,61 @@ struct feed {
 	void *arg;
 };
 
-/* "<version> webhook <id>" or "<version> settings <companyId>"; msg NULL:
- * the subscription (re)started. */
+/* "<version> webhook <id> put <document>", "<version> webhook <id> del",
+ * "<version> settings <companyId> put <document>" (store_hooks.h); an
+ * older replica's "<version> webhook <id>" is passed on as
+ * STORE_CHANGE_UNKNOWN. p NULL: the subscription (re)started. */
 static void on_change(void *arg, const char *p, size_t len)
 {
 	const struct feed *f = arg;
-	char msg[512], *sp1, *sp2, *end;
+	const char *end = p + len, *kind, *id, *rest;
+	char num[24], idbuf[256], *numend;
 	struct store_change ch;
+	size_t n;
 	long long v;
 
+	memset(&ch, 0, sizeof(ch));
 	if (!p) {
 		ch.kind = STORE_CHANGE_RESYNC;
-		ch.version = 0;
-		ch.id = NULL;
 		f->cb(f->arg, &ch);
 		return;
 	}
-	if (len == 0 || len >= sizeof(msg))
+	kind = memchr(p, ' ', len);
+	if (!kind || (size_t)(kind - p) >= sizeof(num))
 		return;
-	memcpy(msg, p, len);
-	msg[len] = '\0';
-	sp1 = strchr(msg, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp2)
-		return;
-	*sp1 = '\0';
-	*sp2 = '\0';
+	memcpy(num, p, (size_t)(kind - p));
+	num[kind - p] = '\0';
 	errno = 0;
-	v = strtoll(msg, &end, 10);
-	if (errno || *end || v < 0)
+	v = strtoll(num, &numend, 10);
+	if (errno || *numend || numend == num || v < 0)
 		return;
-	if (strcmp(sp1 + 1, "webhook") == 0)
+	kind++;
+	id = memchr(kind, ' ', (size_t)(end - kind));
+	if (!id)
+		return;
+	if ((size_t)(id - kind) == 7 && memcmp(kind, "webhook", 7) == 0)
 		ch.kind = STORE_CHANGE_WEBHOOK;
-	else if (strcmp(sp1 + 1, "settings") == 0)
+	else if ((size_t)(id - kind) == 8 && memcmp(kind, "settings", 8) == 0)
 		ch.kind = STORE_CHANGE_SETTINGS;
 	else
 		return;
+	id++;
+	rest = memchr(id, ' ', (size_t)(end - id));
+	n = (size_t)((rest ? rest : end) - id);
+	if (n == 0 || n >= sizeof(idbuf))
+		return;
+	memcpy(idbuf, id, n);
+	idbuf[n] = '\0';
+	ch.op = STORE_CHANGE_UNKNOWN;
+	if (rest && (size_t)(end - rest) >= 5 && memcmp(rest, " put ", 5) == 0) {
+		ch.op = STORE_CHANGE_PUT;
+		ch.doc = rest + 5;
+		ch.doc_len = (size_t)(end - rest - 5);
+	} else if (rest && (size_t)(end - rest) == 4 && memcmp(rest, " del", 4) == 0) {
+		ch.op = STORE_CHANGE_REMOVE;
+	}
 	ch.version = v;
-	ch.id = sp2 + 1;
+	ch.id = idbuf;
 	f->cb(f->arg, &ch);
 }
 

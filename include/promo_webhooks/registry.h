@@ -2,16 +2,19 @@
  * registry: the in-memory cache of every webhook and every company's
  * settings, the view the pipeline matches events against. Loaded from the
  * store at start, then kept current with any change made through any
- * replica: the store's pub/sub feed for promptness, and a poll of the
- * version counter every cfg->cache_refresh_ms as the safety net (a full
- * reload whenever the version differs from the one loaded, so a missed
- * message, a reconnect or even a wiped Redis is caught within one poll).
+ * replica: the store's pub/sub feed carries each change, which is applied
+ * in place when it is the next version (one webhook, in time that does not
+ * grow with the number of webhooks); a full load is the fallback (a missed
+ * message, an older replica's message) and the safety net (the version
+ * counter polled every cfg->cache_refresh_ms: one below the cache's, a
+ * wiped Redis, loads at once; one above that the feed has not brought
+ * within 250 ms loads too), so a missed message, a reconnect or even a
+ * wiped Redis is caught within one second.
  *
- * Snapshots: the cache is an immutable snapshot (webhooks, their match
- * index, settings). A reload builds a new one and swaps it in; the old one
- * is freed on a later loop iteration. So every pointer handed out here is
- * valid until the caller returns to the event loop and no longer: copy what
- * must outlive the current callback.
+ * Every pointer handed out here is valid until the caller returns to the
+ * event loop and no longer (a replaced webhook, or a whole replaced cache,
+ * is freed on a later loop iteration): copy what must outlive the current
+ * callback.
  */
 #ifndef PROMO_WEBHOOKS_REGISTRY_H
 #define PROMO_WEBHOOKS_REGISTRY_H
@@ -48,6 +51,11 @@ int registry_is_loaded(const struct registry *reg);
 int64_t registry_version(const struct registry *reg);
 /* Webhooks in the current snapshot (enabled or not). */
 size_t registry_count(const struct registry *reg);
+/* Full loads finished, and changes applied in place, since the start (for
+ * promo_webhooks_registry_full_loads_total and
+ * promo_webhooks_registry_changes_applied_total). */
+uint64_t registry_full_loads(const struct registry *reg);
+uint64_t registry_changes_applied(const struct registry *reg);
 
 /* The match index of the current snapshot; an empty one before the first
  * load. Never NULL. */
@@ -63,11 +71,12 @@ const struct webhook *registry_webhook(const struct registry *reg,
 const struct company_settings *registry_settings(const struct registry *reg,
 						 const char *company_id);
 
-/* Called after every swap; one callback, cb NULL clears it. */
+/* Called after every load and every change applied; one callback, cb NULL
+ * clears it. */
 void registry_set_change_cb(struct registry *reg, registry_change_cb *cb,
 			    void *arg);
-/* A write through this process reached `version`: reload now rather than
- * wait for the feed. Cheap when already at or past it. */
+/* A write through this process reached `version`: the feed brings it, or
+ * a full load follows within 250 ms. Cheap when already at or past it. */
 void registry_note_version(struct registry *reg, int64_t version);
 
 #endif

@@ -13,14 +13,20 @@
  *                                     (company_settings_to_json)
  *   {pw}:version                  STRING a counter bumped (INCR) by every
  *                                     write of the two hashes above
- *   channel pw:changes:<db>     pub/sub: "<version> webhook <id>" or
- *                                     "<version> settings <companyId>"
- *                                     after every write (channels are not
- *                                     per database, hence the db number)
+ *   channel pw:changes:<db>     pub/sub, after every write (channels are
+ *                                     not per database, hence the db
+ *                                     number), the change itself:
+ *                                     "<version> webhook <id> put <document>"
+ *                                     (created, replaced or disabled: the
+ *                                     stored document), "<version> webhook
+ *                                     <id> del" (deleted), "<version>
+ *                                     settings <companyId> put <settings>"
  *
  * Every write is one Lua script that changes the data, INCRs {pw}:version and
  * PUBLISHes, so a reader that saw version V has seen every change up to V,
- * and a reader that misses a message still finds the version moved. The
+ * and a reader that misses a message still finds the version moved. A
+ * reader at version V that receives the message of version V + 1 holds
+ * version V + 1 once it applied that one change (registry.c). The
  * failure rule's disable (store_outcomes.h) is such a write too.
  */
 #ifndef PROMO_WEBHOOKS_STORE_HOOKS_H
@@ -72,10 +78,22 @@ enum store_change_kind {
 	STORE_CHANGE_SETTINGS, /* id is a company id */
 };
 
+enum store_change_op {
+	STORE_CHANGE_UNKNOWN, /* the message does not say (an older replica's):
+			       * read everything again */
+	STORE_CHANGE_PUT,     /* id now reads doc */
+	STORE_CHANGE_REMOVE,  /* id is gone */
+};
+
 struct store_change {
 	enum store_change_kind kind;
 	int64_t version; /* {pw}:version after that change (0 for RESYNC) */
 	const char *id;  /* NULL for RESYNC */
+	enum store_change_op op;
+	const char *doc; /* PUT: the stored document (webhook_from_storage,
+			  * company_settings_from_json), doc_len bytes, not
+			  * NUL-terminated */
+	size_t doc_len;
 };
 
 typedef void store_change_cb(void *arg, const struct store_change *change);

@@ -2,6 +2,7 @@
 -- KEYS[4] {pw}:failures:<id>  KEYS[5] {pw}:attempts:<id>
 -- ARGV[1] id  ARGV[2] channel
 -- (Its pending retries are dropped when claimed.)
+-- Publishes "<version> webhook <id> del" (store_hooks.h).
 
 if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then
   return {'not_found'}
@@ -9,5 +10,5 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
 local v = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1] .. ' del')
 return {'ok', v}

@@ -9,7 +9,8 @@
 -- ARGV[4] the disabled document  ARGV[5] the notice's stored fields
 -- (notice.h) or "" for none  ARGV[6] the disable's time ms
 --
--- Like every write it INCRs {pw}:version and PUBLISHes. The notice id is
+-- Like every write it INCRs {pw}:version and PUBLISHes ("<version> webhook
+-- <id> put <the disabled document>", store_hooks.h). The notice id is
 -- "<webhookId>:<at ms>:<seq>": the webhook id before the first ':' is the
 -- notice's Kafka key (outbox_claim.lua).
 -- Answers {"disabled", version, notice id or ""}, {"inactive"} (deleted or
@@ -32,7 +33,7 @@ if (tonumber(doc.revision) or 0) ~= tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 local v = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[2], v .. ' webhook ' .. ARGV[1] .. ' put ' .. ARGV[4])
 local nid = ''
 if ARGV[5] ~= '' then
   nid = ARGV[1] .. ':' .. ARGV[6] .. ':' .. redis.call('INCR', KEYS[3])

@@ -2,6 +2,7 @@
 -- KEYS[4] {pw}:failures:<id>
 -- ARGV[1] id  ARGV[2] document  ARGV[3] channel  ARGV[4] expected revision
 -- ARGV[5] "1" to clear the failure history
+-- Publishes "<version> webhook <id> put <document>" (store_hooks.h).
 
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
   return {'not_found'}
@@ -23,5 +24,5 @@ if ARGV[5] == '1' then
   redis.call('DEL', KEYS[4])
 end
 local v = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[3], v .. ' webhook ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[3], v .. ' webhook ' .. ARGV[1] .. ' put ' .. ARGV[2])
 return {'ok', v}

@@ -32,6 +32,7 @@
 #include <event2/listener.h>
 
 #define TEST_DB 11
+#define INCR_HOOKS 3000 /* webhooks of test_incremental */
 #define COMPANY "acme"
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -451,6 +452,7 @@ static void test_invalidation(struct replica *rp)
 	struct webhook wh;
 	struct seen s;
 	int64_t t0;
+	uint64_t loads_before;
 	char channel[32];
 
 	memset(&r, 0, sizeof(r));
@@ -499,6 +501,7 @@ static void test_invalidation(struct replica *rp)
 	s.target = NULL;
 	s.want_enabled = 0;
 	t0 = itest_now_ms();
+	loads_before = registry_full_loads(b->reg);
 	{
 		redisReply *rr = itest_cmd(raw, "EVAL %s 2 {pw}:webhooks {pw}:version %s %s %s",
 					   lua_disable, wh.id, "1748856700000", channel);
@@ -507,6 +510,9 @@ static void test_invalidation(struct replica *rp)
 		freeReplyObject(rr);
 	}
 	expect_seen_within_1s(&s, t0, "disable by script");
+	/* That message (an older replica's "<version> webhook <id>") does not
+	 * carry the change: a full load took it. */
+	CHECK(registry_full_loads(b->reg) > loads_before);
 	{
 		const struct webhook *const *found;
 		size_t n = match_find(registry_index(b->reg), COMPANY,
@@ -664,6 +670,143 @@ static void test_reconnect(struct replica *rp)
 	expect_seen_within_1s(&s, t0, "create after reconnect");
 	CHECK_INT(r.status, STORE_OK);
 	webhook_release(&wh);
+	result_reset(&r);
+}
+
+struct writes {
+	int done, failed;
+};
+
+static void on_bulk_write(void *arg, enum store_status status, int64_t version)
+{
+	struct writes *w = arg;
+
+	(void)version;
+	w->done++;
+	w->failed += status != STORE_OK;
+}
+
+static int writes_done(void *arg)
+{
+	struct writes *w = arg;
+
+	return w->done == INCR_HOOKS;
+}
+
+static int same_cache(void *arg)
+{
+	struct replica *rp = arg;
+
+	return registry_version(rp[1].reg) == registry_version(rp[0].reg) &&
+	       registry_count(rp[1].reg) == registry_count(rp[0].reg);
+}
+
+/* The change feed carries each change: the other replica applies
+ * thousands of creates, a replace, a disable, a delete and a settings
+ * write one at a time, without a single full load, and its cache (lookup
+ * by id, match index, settings) ends exactly as a full load would make
+ * it. */
+static void test_incremental(struct replica *rp)
+{
+	struct replica *a = &rp[0], *b = &rp[1];
+	static struct webhook hooks[INCR_HOOKS];
+	struct writes w = { 0, 0 };
+	struct result r;
+	struct seen s;
+	uint64_t loads0 = registry_full_loads(b->reg), applied0 = registry_changes_applied(b->reg);
+	size_t count0 = registry_count(b->reg);
+	const struct webhook *const *found;
+	int64_t t0, took;
+	char id[40], company[32];
+	int i;
+
+	for (i = 0; i < INCR_HOOKS; i++) {
+		/* Ids in an order unlike their creation's. */
+		snprintf(id, sizeof(id), "%08x%024d", (unsigned)(i * 2654435761u), i);
+		snprintf(company, sizeof(company), "incr-%d", i % 100);
+		make_webhook(&hooks[i], id, company,
+			     "{\"event\":\"Promotion.Created\",\"target\":\"https://hooks.acme.example/i\"}");
+	}
+	t0 = itest_now_ms();
+	for (i = 0; i < INCR_HOOKS; i++)
+		CHECK_INT(store_webhook_create(a->store, &hooks[i], on_bulk_write, &w), 0);
+	CHECK(itest_run_until(base, writes_done, &w, 20000) >= 0);
+	CHECK_INT(w.failed, 0);
+	took = itest_run_until(base, same_cache, rp, 5000);
+	CHECK(took >= 0);
+	fprintf(stderr, "  %d creates: the other replica's cache current %lld ms after the first\n",
+		INCR_HOOKS, (long long)(itest_now_ms() - t0));
+	CHECK_INT(registry_count(b->reg), count0 + INCR_HOOKS);
+	CHECK_INT(registry_full_loads(b->reg), loads0);
+	CHECK(registry_changes_applied(b->reg) >= applied0 + INCR_HOOKS);
+	for (i = 0; i < INCR_HOOKS; i++) {
+		if (!registry_webhook(b->reg, hooks[i].id))
+			break;
+	}
+	CHECK_INT(i, INCR_HOOKS);
+	CHECK_INT(match_find(registry_index(b->reg), "incr-7", EVENT_PROMOTION_CREATED, &found),
+		  INCR_HOOKS / 100);
+
+	/* replace: another target and type */
+	memset(&r, 0, sizeof(r));
+	result_reset(&r);
+	free(hooks[7].target);
+	hooks[7].target = strdup("https://hooks.acme.example/moved");
+	hooks[7].event = EVENT_PROMOTION_UPDATED;
+	hooks[7].revision = 1;
+	memset(&s, 0, sizeof(s));
+	s.rp = b;
+	s.id = hooks[7].id;
+	s.want_present = 1;
+	s.want_enabled = 1;
+	s.target = hooks[7].target;
+	t0 = itest_now_ms();
+	CHECK_INT(store_webhook_replace(a->store, &hooks[7], 0, on_write, &r), 0);
+	expect_seen_within_1s(&s, t0, "replace, applied in place");
+	CHECK_INT(match_find(registry_index(b->reg), "incr-7", EVENT_PROMOTION_CREATED, &found),
+		  INCR_HOOKS / 100 - 1);
+	CHECK_INT(match_find(registry_index(b->reg), "incr-7", EVENT_PROMOTION_UPDATED, &found), 1);
+	CHECK(found && strcmp(found[0]->id, hooks[7].id) == 0);
+
+	/* disable: out of the match index, still in the cache */
+	result_reset(&r);
+	hooks[7].enabled = 0;
+	hooks[7].revision = 2;
+	s.want_enabled = 0;
+	t0 = itest_now_ms();
+	CHECK_INT(store_webhook_replace(a->store, &hooks[7], 0, on_write, &r), 0);
+	expect_seen_within_1s(&s, t0, "disable, applied in place");
+	CHECK_INT(match_find(registry_index(b->reg), "incr-7", EVENT_PROMOTION_UPDATED, &found), 0);
+
+	/* delete */
+	result_reset(&r);
+	s.id = hooks[107].id;
+	s.want_present = 0;
+	s.want_enabled = -1;
+	s.target = NULL;
+	t0 = itest_now_ms();
+	CHECK_INT(store_webhook_delete(a->store, hooks[107].company_id, hooks[107].id, on_write, &r),
+		  0);
+	expect_seen_within_1s(&s, t0, "delete, applied in place");
+	CHECK_INT(match_find(registry_index(b->reg), "incr-7", EVENT_PROMOTION_CREATED, &found),
+		  INCR_HOOKS / 100 - 2);
+
+	/* settings */
+	{
+		struct company_settings cs = { "incr@acme.example", PAYLOAD_XML };
+
+		result_reset(&r);
+		CHECK_INT(store_settings_put(a->store, "incr-3", &cs, on_write, &r), 0);
+		wait_result(&r);
+		CHECK(itest_run_until(base, same_cache, rp, 3000) >= 0);
+		CHECK(registry_settings(b->reg, "incr-3")->payload_type == PAYLOAD_XML);
+		CHECK_STR(registry_settings(b->reg, "incr-3")->notification_email,
+			  "incr@acme.example");
+	}
+	CHECK_INT(registry_full_loads(b->reg), loads0);
+	CHECK_INT(registry_count(b->reg), count0 + INCR_HOOKS - 1);
+	for (i = 0; i < INCR_HOOKS; i++)
+		webhook_release(&hooks[i]);
 	result_reset(&r);
 }
 
@@ -994,6 +1137,7 @@ int main(void)
 
 	test_crud(&rp[0]);
 	test_invalidation(rp);
+	test_incremental(rp);
 	test_reconnect(rp);
 	test_wipe(rp);
 	test_stall();

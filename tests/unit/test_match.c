@@ -137,10 +137,67 @@ static void test_many(void)
 	match_index_free(mi);
 }
 
+/* Kept current one webhook at a time: adds in any order keep each run
+ * sorted by id; a replace moves a webhook between keys; disabling and
+ * removing take it out; a key whose run emptied finds nothing. */
+static void test_changes(void)
+{
+	struct webhook a = hook("b", "acme", EVENT_PROMOTION_CREATED, 1);
+	struct webhook b = hook("a", "acme", EVENT_PROMOTION_CREATED, 1);
+	struct webhook c = hook("c", "acme", EVENT_PROMOTION_CREATED, 1);
+	struct webhook b2 = hook("a", "acme", EVENT_PROMOTION_UPDATED, 1);
+	struct webhook c_off = hook("c", "acme", EVENT_PROMOTION_CREATED, 0);
+	const struct webhook *const *out;
+	struct match_index *mi = match_index_build(NULL, 0);
+	enum { MANY = 1000 };
+	static char ids[MANY][16], cos[MANY][16];
+	static struct webhook many[MANY];
+	size_t i, bad = 0;
+
+	CHECK(mi != NULL);
+	CHECK_INT(match_index_add(mi, &a), 0);
+	CHECK_INT(match_index_add(mi, &c), 0);
+	CHECK_INT(match_index_add(mi, &b), 0);
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_CREATED, &out), 3);
+	CHECK(out[0] == &b && out[1] == &a && out[2] == &c);
+	/* b moves to another type: removed as it was, added as it is. */
+	match_index_remove(mi, &b);
+	CHECK_INT(match_index_add(mi, &b2), 0);
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_CREATED, &out), 2);
+	CHECK(out[0] == &a && out[1] == &c);
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_UPDATED, &out), 1);
+	CHECK(out[0] == &b2);
+	/* c disabled: the old one removed, the disabled one not added. */
+	match_index_remove(mi, &c);
+	CHECK_INT(match_index_add(mi, &c_off), 0);
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_CREATED, &out), 1);
+	CHECK(out[0] == &a);
+	match_index_remove(mi, &a);
+	match_index_remove(mi, &a); /* not there any more: nothing */
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_CREATED, &out), 0);
+	CHECK(out == NULL);
+	/* Many keys added one by one (the table grows): each finds its own. */
+	for (i = 0; i < MANY; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "id-%zu", i);
+		snprintf(cos[i], sizeof(cos[i]), "co-%zu", i / 2);
+		many[i] = hook(ids[i], cos[i], EVENT_PROMOTION_DELETED, 1);
+		CHECK_INT(match_index_add(mi, &many[i]), 0);
+	}
+	for (i = 0; i < MANY; i += 2) {
+		if (match_find(mi, cos[i], EVENT_PROMOTION_DELETED, &out) != 2 ||
+		    out[0] != &many[i] || out[1] != &many[i + 1])
+			bad++;
+	}
+	CHECK_INT(bad, 0);
+	CHECK_INT(match_find(mi, "acme", EVENT_PROMOTION_UPDATED, &out), 1);
+	match_index_free(mi);
+}
+
 int main(void)
 {
 	test_basic();
 	test_empty();
 	test_many();
+	test_changes();
 	return TEST_DONE();
 }
