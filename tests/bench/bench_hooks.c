@@ -8,7 +8,8 @@
  *   pw-bench-hooks --api http://127.0.0.1:PORT --token T --count N
  *                  [--clients 4] [--companies 10000] [--prefix c]
  *                  [--event CouponCodes.ImportCompleted]
- *                  [--target http://127.0.0.1:9/h] [--pid NAME=PID]...
+ *                  [--target http://127.0.0.1:9/h] [--extra ',"k":v']
+ *                  [--pid NAME=PID]...
  *
  * Webhook i belongs to company "<prefix><i % companies>". Exits 1 when a
  * create does not answer 201 (after printing what it got).
@@ -27,7 +28,7 @@
 #define TENTHS 10
 
 struct opts {
-	const char *api, *token, *prefix, *event, *target;
+	const char *api, *token, *prefix, *event, *target, *extra;
 	long count, clients, companies;
 	const char *pid_names[MAX_PIDS];
 	long pids[MAX_PIDS];
@@ -36,7 +37,7 @@ struct opts {
 
 static struct opts o = {
 	.prefix = "c", .event = "CouponCodes.ImportCompleted",
-	.target = "http://127.0.0.1:9/h", .clients = 4, .companies = 10000,
+	.target = "http://127.0.0.1:9/h", .extra = "", .clients = 4, .companies = 10000,
 };
 static atomic_long next_i;
 static atomic_long done_n;
@@ -106,8 +107,8 @@ static void *client(void *arg)
 
 		snprintf(url, sizeof(url), "%s/v1/companies/%s%ld/webhooks", o.api, o.prefix,
 			 i % o.companies);
-		snprintf(body, sizeof(body), "{\"event\":\"%s\",\"target\":\"%s\"}", o.event,
-			 o.target);
+		snprintf(body, sizeof(body), "{\"event\":\"%s\",\"target\":\"%s\"%s}", o.event,
+			 o.target, o.extra);
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		code = 0;
@@ -155,6 +156,8 @@ static int parse(int argc, char **argv)
 			o.event = v;
 		else if (strcmp(k, "--target") == 0)
 			o.target = v;
+		else if (strcmp(k, "--extra") == 0)
+			o.extra = v;
 		else if (strcmp(k, "--pid") == 0 && o.n_pids < MAX_PIDS) {
 			const char *eq = strchr(v, '=');
 
@@ -180,7 +183,7 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv) < 0) {
 		fprintf(stderr, "usage: pw-bench-hooks --api URL --token T --count N [--clients C] "
-				"[--companies K] [--prefix P] [--event E] [--target URL] "
+				"[--companies K] [--prefix P] [--event E] [--target URL] [--extra JSON] "
 				"[--pid NAME=PID]...\n");
 		return 2;
 	}

@@ -113,6 +113,8 @@ say "creating $N webhooks through replica a, $CLIENTS clients, $COMPANIES compan
 	--companies "$COMPANIES" --pid "replica-a=$A_PID" --pid "replica-b=$B_PID" --pid "redis=$REDIS_PID"
 wait_for 120 "replica a's cache to hold $N webhooks" cached_is "$A" "$N"
 wait_for 120 "replica b's cache to hold $N webhooks" cached_is "$B" "$N"
+loads() { curl -s "$1/metrics" | awk '$1 == "promo_webhooks_registry_full_loads_total" { print $2 }'; }
+echo "full loads of every webhook meanwhile: replica a $(loads "$A"), replica b $(loads "$B") (the first load included; empty on a build without the metric)"
 say "both replicas hold $N webhooks; redis used_memory: $(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r') bytes"
 
 say "one more write at $N webhooks"
