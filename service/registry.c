@@ -85,6 +85,9 @@ struct registry {
 	int loaded;                   /* the first load finished */
 	int loading;                  /* a store_load_all is in flight */
 	int polling;                  /* a store_version_get is in flight */
+	int64_t poll_base;            /* the cache's version when it was sent:
+				       * changes applied while it is in flight
+				       * may take the cache past its answer */
 	int need_reload;              /* the last load failed: retry on poll */
 	int64_t lag_target;           /* the version lag_ev checks for */
 	int64_t lag_next;             /* the highest seen while it is armed:
@@ -412,6 +415,9 @@ static int take_change(struct registry *reg, enum store_change_kind kind,
 	if (version <= reg->cur->version)
 		return 0;
 	if (version != reg->cur->version + 1 || op == STORE_CHANGE_UNKNOWN) {
+		log_debug("change not applicable in place, loading every webhook",
+			  "version=%lld change=%lld", (long long)reg->cur->version,
+			  (long long)version);
 		start_load(reg);
 		return -1;
 	}
@@ -593,10 +599,16 @@ static void on_version(void *arg, enum store_status status, int64_t version)
 	reg->polling = 0;
 	if (status != STORE_OK)
 		return;
-	if (version < reg->cur->version)
-		start_load(reg); /* a wiped Redis starts over at 0 */
-	else
+	/* Below what the cache held when the poll was sent (Redis had
+	 * published those versions before it ran the poll): a wiped Redis,
+	 * starting over at 0. */
+	if (version < reg->poll_base) {
+		log_debug("version went back, loading every webhook", "version=%lld was=%lld",
+			  (long long)version, (long long)reg->poll_base);
+		start_load(reg);
+	} else {
 		expect_version(reg, version);
+	}
 }
 
 static void poll_now(struct registry *reg)
@@ -607,6 +619,7 @@ static void poll_now(struct registry *reg)
 		start_load(reg);
 		return;
 	}
+	reg->poll_base = reg->cur->version;
 	if (store_version_get(reg->store, on_version, reg) == 0)
 		reg->polling = 1;
 }

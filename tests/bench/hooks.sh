@@ -37,6 +37,7 @@ fail() {
 	exit 1
 }
 cleanup() {
+	[ -n "${PW_BENCH_KEEP_LOGS:-}" ] && cp "$T"/*.log "$PW_BENCH_KEEP_LOGS"/ 2>/dev/null
 	for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
 	for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
 	sh "$root/tests/scripts/kafka.sh" stop "$T/kafka" >/dev/null 2>&1 || true
@@ -89,7 +90,7 @@ export PROMO_WEBHOOKS_LOG_LEVEL=warn
 
 # start_service NAME: sets SVC_PID and SVC_API (waits until it listens).
 start_service() {
-	PROMO_WEBHOOKS_LOG_LEVEL=info "$bin" 2>"$T/$1.log" &
+	PROMO_WEBHOOKS_LOG_LEVEL=${PW_BENCH_LOG_LEVEL:-info} "$bin" 2>"$T/$1.log" &
 	SVC_PID=$!
 	PIDS="$PIDS $SVC_PID"
 	wait_for 30 "service $1 to listen" grep -q '"promo-webhooks started"' "$T/$1.log"

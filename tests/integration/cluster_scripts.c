@@ -275,6 +275,7 @@ static void scenario(const struct config *cfg)
 						   "retry_claim"));
 	wait_step("retry_renew", store_retry_renew(st, "no-such-retry", "1", T0 + 90000, on_write,
 						   "retry_renew"));
+	wait_step("retry_drop", store_retry_drop(st, "no-such-retry", "1", on_write, "retry_drop"));
 	wait_step("outbox_claim", store_outbox_claim(st, T0 + 10, 60000, 10, on_claim,
 						     "outbox_claim"));
 	wait_step("outbox_ack", store_outbox_ack(st, claimed_id, on_write, "outbox_ack"));
