@@ -192,20 +192,33 @@ static size_t company_pos(const struct cache *c, const char *company_id, int *fo
 	return lo;
 }
 
-/* Room for one more pointer in *arr (n used of *cap). */
-static int reserve(void *arr, size_t n, size_t *cap, size_t size)
+/* Room for one more webhook in c->by_id. */
+static int reserve_hook(struct cache *c)
 {
-	void **p = arr;
-	size_t want = *cap ? *cap * 2 : 16;
-	void *grown;
+	struct webhook **grown;
 
-	if (n < *cap)
+	if (c->n_hooks < c->cap_hooks)
 		return 0;
-	grown = realloc(*p, want * size);
+	grown = realloc(c->by_id, c->cap_hooks * 2 * sizeof(*grown));
 	if (!grown)
 		return -1;
-	*p = grown;
-	*cap = want;
+	c->by_id = grown;
+	c->cap_hooks *= 2;
+	return 0;
+}
+
+/* Room for one more company in c->companies. */
+static int reserve_company(struct cache *c)
+{
+	struct company_node **grown;
+
+	if (c->n_companies < c->cap_companies)
+		return 0;
+	grown = realloc(c->companies, c->cap_companies * 2 * sizeof(*grown));
+	if (!grown)
+		return -1;
+	c->companies = grown;
+	c->cap_companies *= 2;
 	return 0;
 }
 
@@ -324,7 +337,7 @@ static int apply_webhook(struct registry *reg, const char *id, enum store_change
 	pos = hook_pos(c, id, &found);
 	if (found)
 		old = c->by_id[pos];
-	if (hn && !found && reserve(&c->by_id, c->n_hooks, &c->cap_hooks, sizeof(*c->by_id)) < 0)
+	if (hn && !found && reserve_hook(c) < 0)
 		goto fail;
 	if (old)
 		match_index_remove(c->mi, old);
@@ -373,8 +386,7 @@ static int apply_settings(struct registry *reg, const char *company_id,
 		}
 	}
 	pos = company_pos(c, company_id, &found);
-	if (cn && !found &&
-	    reserve(&c->companies, c->n_companies, &c->cap_companies, sizeof(*c->companies)) < 0) {
+	if (cn && !found && reserve_company(c) < 0) {
 		company_free(cn);
 		return -1;
 	}

@@ -96,6 +96,7 @@ struct store_change {
 	size_t doc_len;
 };
 
+/* change, its id and doc are valid during the call only. */
 typedef void store_change_cb(void *arg, const struct store_change *change);
 
 /*
