@@ -113,6 +113,32 @@ static long long mem(void)
 	return info_field("memory", "used_memory:");
 }
 
+/* MEMORY USAGE (exact) of every key matching pattern. */
+static long long keys_memory(const char *pattern)
+{
+	long long total = 0;
+	char cursor[32] = "0";
+
+	do {
+		redisReply *rr = itest_cmd(raw, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		size_t i;
+
+		if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 2)
+			die("SCAN answered unexpectedly");
+		snprintf(cursor, sizeof(cursor), "%s", rr->element[0]->str);
+		for (i = 0; i < rr->element[1]->elements; i++) {
+			redisReply *m = itest_cmd(raw, "MEMORY USAGE %b SAMPLES 0",
+						  rr->element[1]->element[i]->str,
+						  rr->element[1]->element[i]->len);
+
+			total += m->type == REDIS_REPLY_INTEGER ? m->integer : 0;
+			freeReplyObject(m);
+		}
+		freeReplyObject(rr);
+	} while (strcmp(cursor, "0") != 0);
+	return total;
+}
+
 static const struct {
 	const char *unit;
 	int value;
@@ -357,13 +383,31 @@ int main(int argc, char **argv)
 	}
 	if (itest_run_until(base, nothing_due, NULL, 1800000) < 0)
 		die("the backlog did not drain");
+	printf("occurrences already due (open windows) claimed in %lld ms from the start\n",
+	       (long long)(itest_now_ms() - t0));
+	{
+		long never = -1;
+
+		/* the round in flight when the queue emptied */
+		itest_run_until(base, below, &never, 2000);
+	}
 	sched_figures(sched, &pass_s, &claimed0);
 	m_sync = mem();
-	printf("occurrences already due (open windows) claimed: %lld, in %lld ms from "
-	       "the start; Redis %.1f MB (%.0f bytes per period webhook with the due "
-	       "queue; the claims' retry jobs included)\n", claimed0,
-	       (long long)(itest_now_ms() - t0), (double)m_sync / 1e6,
-	       (double)(m_sync - m_promos) / (double)(companies * per_company));
+	{
+		long long hooks_sets = keys_memory("{pw}:period-hooks*");
+		long long due = keys_memory("{pw}:period-due");
+		long long claims = keys_memory("{pw}:retr*") + keys_memory("{pw}:occurrences");
+		long long states = keys_memory("{pw}:promo*");
+
+		printf("%lld occurrences claimed; Redis %.1f MB: promotion states, date "
+		       "indexes and expiry queue %.0f bytes per promotion, due queue %.0f "
+		       "bytes per promotion, hooks sets %.0f bytes per period webhook, "
+		       "claims (retry jobs, occurrences) %.0f bytes per claim\n", claimed0,
+		       (double)m_sync / 1e6, (double)states / (double)(promos * companies),
+		       (double)due / (double)(promos * companies),
+		       (double)hooks_sets / (double)(companies * per_company),
+		       claimed0 > 0 ? (double)claims / (double)claimed0 : 0.0);
+	}
 
 	/* 4. steady ticks */
 	usec0 = script_usec();
