@@ -333,6 +333,9 @@ static void on_claim(void *arg, enum rlink_status rs, const struct rlink_reply *
 		    claimed >= 0 && pruned >= 0) {
 			t->res.claimed = (size_t)claimed;
 			t->res.pruned = (size_t)pruned;
+			/* the budget cut the round: due dates are left */
+			if (t->res.claimed >= t->budget)
+				t->res.more = 1;
 		} else {
 			log_warn("redis script answered unexpectedly", "op=%s",
 				 "period_claim");

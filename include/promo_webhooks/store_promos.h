@@ -146,7 +146,8 @@ struct store_tick_result {
 	int skipped;     /* another replica holds the lock */
 	size_t claimed;  /* occurrences newly claimed */
 	size_t pruned;   /* promotion states pruned */
-	int more;        /* a queue had more than `limit` entries due: go on */
+	int more;        /* a queue had `limit` entries due, or the claims
+			  * reached `budget`: more may be due, go on */
 };
 typedef void store_tick_cb(void *arg, enum store_status status,
 			   const struct store_tick_result *r);
