@@ -206,6 +206,100 @@ void store_period_hooks_digest(const struct store_period_hook *hooks, size_t n,
 		snprintf(out, STORE_DIGEST_LEN, "%016llx", (unsigned long long)h);
 }
 
+#define REQUEUE_CHUNK 500 /* dates queued again per call */
+
+/* A write of a company's hooks, then, when it asks for it, its dates
+ * queued again chunk by chunk. */
+struct sync_ctx {
+	struct store *st;
+	store_write_cb *cb;
+	void *arg;
+	char *company;
+	const char *which;
+	int64_t now_ms;
+};
+
+static void sync_end(struct sync_ctx *c, enum rlink_status rs,
+		     enum store_status status, int64_t written)
+{
+	if (rs != RLINK_CANCELLED)
+		c->cb(c->arg, status, status == STORE_OK ? written : 0);
+	free(c->company);
+	free(c);
+}
+
+static void on_requeue(void *arg, enum rlink_status rs, const struct rlink_reply *r);
+
+static int requeue(struct sync_ctx *c, const char *from)
+{
+	struct rlink_cmd *cmd = rlink_cmd_new("period_requeue", &lua_period_requeue);
+	struct buf m;
+
+	if (!cmd)
+		return -1;
+	rlink_cmd_key(cmd, STORE_KEY("period-hooks:"), c->company, ":", c->which, NULL);
+	rlink_cmd_key(cmd, STORE_KEY("promo-"), c->which, ":", c->company, NULL);
+	rlink_cmd_key(cmd, STORE_KEY("period-due"), NULL);
+	rlink_cmd_args(cmd, from);
+	buf_init(&m, ARG_MAX);
+	buf_addf(&m, "%s\n%s\n", c->which, c->company);
+	store_arg_buf(cmd, &m);
+	buf_release(&m);
+	rlink_cmd_argnum(cmd, REQUEUE_CHUNK);
+	return store_start(c->st, cmd, on_requeue, c, c->arg);
+}
+
+static void on_requeue(void *arg, enum rlink_status rs, const struct rlink_reply *r)
+{
+	struct sync_ctx *c = arg;
+	const char *next = NULL;
+	char from[48];
+
+	if (rs != RLINK_OK) {
+		sync_end(c, rs, store_status_from(rs), 0);
+		return;
+	}
+	if (rlink_reply_is(rlink_reply_at(r, 0), "ok"))
+		next = rlink_reply_str(rlink_reply_at(r, 1), NULL);
+	if (!next || strlen(next) >= sizeof(from)) {
+		log_warn("redis script answered unexpectedly", "op=%s", "period_requeue");
+		sync_end(c, rs, STORE_ERROR, 0);
+		return;
+	}
+	if (!*next) {
+		sync_end(c, rs, STORE_OK, 1);
+		return;
+	}
+	snprintf(from, sizeof(from), "%s", next);
+	if (requeue(c, from) < 0)
+		sync_end(c, rs, STORE_UNAVAILABLE, 0);
+}
+
+static void on_sync(void *arg, enum rlink_status rs, const struct rlink_reply *r)
+{
+	struct sync_ctx *c = arg;
+	int64_t n = -1;
+	char from[32];
+
+	if (rs != RLINK_OK) {
+		sync_end(c, rs, store_status_from(rs), 0);
+		return;
+	}
+	if (!rlink_reply_is(rlink_reply_at(r, 0), "ok") ||
+	    rlink_reply_int64(rlink_reply_at(r, 1), &n) < 0 || n < 0 || n > 2) {
+		log_warn("redis script answered unexpectedly", "op=%s", "period_hooks_sync");
+		sync_end(c, rs, STORE_ERROR, 0);
+		return;
+	}
+	if (n < 2) {
+		sync_end(c, rs, STORE_OK, n);
+		return;
+	}
+	snprintf(from, sizeof(from), "(%lld", (long long)c->now_ms);
+	if (requeue(c, from) < 0)
+		sync_end(c, rs, STORE_UNAVAILABLE, 0);
+}
+
 int store_period_hooks_sync(struct store *st, const char *company_id,
 			    enum event_type type, int64_t version,
 			    const char *digest,
@@ -214,27 +308,31 @@ int store_period_hooks_sync(struct store *st, const char *company_id,
 {
 	const char *which = store_period_which(type);
 	struct rlink_cmd *cmd;
+	struct sync_ctx *c;
 	struct buf m;
 	size_t i;
 
 	if (!company_id || !which || !digest)
 		return -1;
 	cmd = rlink_cmd_new("period_hooks_sync", &lua_period_hooks_sync);
-	if (!cmd)
+	c = calloc(1, sizeof(*c));
+	if (!cmd || !c || !(c->company = strdup(company_id))) {
+		rlink_cmd_free(cmd);
+		free(c);
 		return -1;
+	}
+	c->st = st;
+	c->cb = cb;
+	c->arg = arg;
+	c->which = which;
+	c->now_ms = now_ms;
 	rlink_cmd_key(cmd, STORE_KEY("period-hooks:"), company_id, ":", which, NULL);
 	rlink_cmd_key(cmd, STORE_KEY("period-hooks-sync"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("promo-"), which, ":", company_id, NULL);
-	rlink_cmd_key(cmd, STORE_KEY("period-due"), NULL);
 	buf_init(&m, ARG_MAX);
 	buf_addf(&m, "%s\n%s", company_id, which);
 	store_arg_buf(cmd, &m);
 	rlink_cmd_argnum(cmd, version);
 	rlink_cmd_args(cmd, digest);
-	rlink_cmd_argnum(cmd, now_ms);
-	buf_reset(&m);
-	buf_addf(&m, "%s\n%s\n", which, company_id);
-	store_arg_buf(cmd, &m);
 	for (i = 0; i < n; i++) {
 		if (hooks[i].type != type || hook_member(&hooks[i], &m) < 0)
 			continue;
@@ -242,7 +340,12 @@ int store_period_hooks_sync(struct store *st, const char *company_id,
 		store_arg_buf(cmd, &m);
 	}
 	buf_release(&m);
-	return store_start_write(st, cmd, cb, arg);
+	if (store_start(st, cmd, on_sync, c, arg) < 0) {
+		free(c->company);
+		free(c);
+		return -1;
+	}
+	return 0;
 }
 
 struct synced_ctx {

@@ -2,8 +2,8 @@
  * store_promos: promotions and their period occurrences (derived events)
  * in Redis (a domain store on the store's Redis link; store.h has the
  * calling convention). Scripts: service/lua/promotion_apply.lua,
- * period_hooks_sync.lua, period_due.lua, period_claim.lua,
- * occurrence_check.lua.
+ * period_hooks_sync.lua, period_requeue.lua, period_due.lua,
+ * period_claim.lua, occurrence_check.lua.
  *
  * Keys (store.h: every key under the hash tag {pw}):
  *   {pw}:promo:<companyId>        HASH  promotion id -> its state:
@@ -124,9 +124,10 @@ void store_period_hooks_digest(const struct store_period_hook *hooks, size_t n,
  * later version was written already (a replica whose cache lags never
  * undoes a newer write) or the digest is the stored one. When a hook is
  * new or its period changed, the company's dates ahead of now_ms are
- * queued again (O(its promotions), on a change only), so a webhook
- * created or enabled inside an open window fires at the next pass.
- * version in the callback is 1 written (or already so), 0 older.
+ * queued again (O(its promotions), on a change only, in calls of at most
+ * 500 dates) before the callback, so a webhook created or enabled inside
+ * an open window fires at the next pass. version in the callback is 1
+ * written (or already so), 0 older.
  */
 int store_period_hooks_sync(struct store *st, const char *company_id,
 			    enum event_type type, int64_t version,

@@ -881,6 +881,47 @@ static void test_budget(void)
 	CHECK_INT(zcard("{pw}:period-due"), 0);
 }
 
+/* A new hook queues its company's dates again in chunks of 500: 1,200
+ * dates of one instant (a chunk takes the whole instant), 700 others
+ * (chunks resume at their last date), every one queued once. */
+static void test_requeue_chunks(void)
+{
+	struct store_period_hook h = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
+					    PERIOD_HOURS, 1);
+	struct wres r;
+	char id[32];
+	int i;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	memset(&r, 0, sizeof(r));
+	for (i = 0; i < 1900; i++) {
+		struct store_promotion pr;
+
+		snprintf(id, sizeof(id), "Q%04d", i);
+		memset(&pr, 0, sizeof(pr));
+		pr.company_id = ACME;
+		pr.promotion_id = id;
+		pr.event_time_ms = 1;
+		pr.data = "{}";
+		pr.data_len = 2;
+		pr.has_start = 1;
+		pr.start_ms = i < 1200 ? NOW0 + 30 * MINUTE : NOW0 + 2 * HOUR + (i % 350) * 1000;
+		pr.now_ms = apply_now;
+		CHECK_INT(store_promotion_apply(sa, &pr, on_write, &r), 0);
+	}
+	wait_done(&r);
+	CHECK_INT(zcard("{pw}:period-due"), 0); /* no hook yet */
+	sync_hooks(sa, NOW0, &h, 1);
+	CHECK_INT(zcard("{pw}:period-due"), 1900);
+	CHECK_INT(zscore("{pw}:period-due", "start\n" ACME "\nQ0000"), NOW0 - 30 * MINUTE);
+	CHECK_INT(zscore("{pw}:period-due", "start\n" ACME "\nQ1899"),
+		  NOW0 + HOUR + (1899 % 350) * 1000);
+	CHECK_INT(scan(NOW0, &h, 1), 1000);
+	CHECK_INT(scan(NOW0, &h, 1), 200);
+	CHECK_INT(scan(NOW0 + HOUR + 350 * 1000, &h, 1), 700);
+	CHECK_INT(zcard("{pw}:period-due"), 0);
+}
+
 /* The claimed job comes back through store_retry_claim once the webhook
  * exists, as the pipeline claims it; a job whose webhook is gone is
  * dropped there. */
@@ -1300,6 +1341,7 @@ int main(void)
 	test_whole_window();
 	test_race();
 	test_budget();
+	test_requeue_chunks();
 	test_retry_path();
 	test_cost();
 	test_permanent();
