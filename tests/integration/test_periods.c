@@ -1,12 +1,15 @@
 /*
- * Integration test of the period-event half of store.c against a real
- * Redis (REDIS_URL): promotion changes applied in event-time order (late
- * events, tombstones, moved dates), and the scheduler pass: the window
+ * Integration test of store_promos.c against a real Redis (REDIS_URL):
+ * promotion changes applied in event-time order (late events, tombstones,
+ * moved dates), the company's period webhooks written as the scheduler
+ * writes them, and the passes over the due queue: the window
  * S - P <= now < S to the millisecond, passed dates, other companies,
- * starting and ending, exactly-once claims across two stores racing and
- * across the per-hook shortcut (fresh dates, a hook left out of a pass, a
- * changed period), the lock, the retry job the pipeline reads back, and
- * the cost of a pass over 10,000 promotions (printed, not asserted).
+ * starting and ending, exactly-once claims across two stores racing (with
+ * and without the lock, entries put back), a hook created, left out of a
+ * write or with a longer period, the claim budget, the dates queued again
+ * in chunks, the lock, the retry job the pipeline reads back and its
+ * re-check, pruning (the state shrinking back, MEMORY USAGE printed), and
+ * the cost of passes over 10,000 promotions (printed, not asserted).
  */
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
@@ -573,7 +576,7 @@ static void test_window(void)
 	jobs_release(&jobs);
 
 	/* Much later (every S passed but "later", due now): "at-now" and
-	 * "past" never fired. A whole window again (a new mark) too. */
+	 * "past" never fired. */
 	CHECK_INT(scan(now + MINUTE + 5, &h, 1), 1);
 	CHECK_INT(scan(now + MINUTE + 6, &h, 1), 0);
 	read_jobs(&jobs);
@@ -725,9 +728,9 @@ static void test_changes(void)
 	jobs_release(&jobs);
 }
 
-/* A hook new to the scheduler, left out of a pass, or with a changed
- * period looks at its whole window: a webhook created or enabled again
- * inside the window fires at once. */
+/* A hook new to its company's set, back after it was left out of a write,
+ * or with a longer period has the company's dates queued again: a webhook
+ * created or enabled again inside the window fires at the next pass. */
 static void test_whole_window(void)
 {
 	struct store_period_hook h1 = mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD,
