@@ -762,6 +762,46 @@ static void test_whole_window(void)
 	CHECK_INT(count_occ(""), 6);
 }
 
+/* A replica whose cache lags (an older registry version) never undoes a
+ * newer write; the same digest again only records the version. */
+static void test_sync_versions(void)
+{
+	struct store_period_hook both[2] = {
+		mkhook(W1, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_MINUTES, 10),
+		mkhook(W2, ACME, EVENT_PROMOTION_STARTING_IN_PERIOD, PERIOD_HOURS, 1),
+	};
+	char d1[STORE_DIGEST_LEN], d2[STORE_DIGEST_LEN], *v;
+	struct wres r;
+
+	itest_cmd_ok(raw, "FLUSHDB");
+	store_period_hooks_digest(both, 2, d2);
+	store_period_hooks_digest(both, 1, d1);
+	CHECK(strcmp(d1, d2) != 0);
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_period_hooks_sync(sb, ACME, both[0].type, 10, d2, both, 2, NOW0,
+					  on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.version, 1);
+	/* version 9 without W2: ignored */
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_period_hooks_sync(sa, ACME, both[0].type, 9, d1, both, 1, NOW0,
+					  on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.status, STORE_OK);
+	CHECK_INT(r.version, 0);
+	CHECK_INT(zcard("{pw}:period-hooks:" ACME ":start"), 2);
+	CHECK_INT(zscore("{pw}:period-hooks:" ACME ":start", W2 "\nHours\n1"), HOUR);
+	/* version 11, same set: the version only */
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(store_period_hooks_sync(sa, ACME, both[0].type, 11, d2, both, 2, NOW0,
+					  on_write, &r), 0);
+	wait_done(&r);
+	CHECK_INT(r.version, 1);
+	v = hget("{pw}:period-hooks-sync", ACME "\nstart");
+	CHECK(v && strncmp(v, "11:", 3) == 0 && strcmp(v + 3, d2) == 0);
+	free(v);
+}
+
 /* Two stores scanning at once: one scans, the other is told to skip;
  * without the lock the occurrence keys alone keep the claims single. */
 static void test_race(void)
@@ -1342,6 +1382,7 @@ int main(void)
 	test_other_company();
 	test_changes();
 	test_whole_window();
+	test_sync_versions();
 	test_race();
 	test_budget();
 	test_requeue_chunks();
