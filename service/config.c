@@ -76,6 +76,8 @@ static const struct config_var config_vars[] = {
 	  FIELD(allow_private_targets), 0 },
 	{ PREFIX "SCHEDULER_TICK_MS", KIND_LONG, "1000", 10, 60000,
 	  FIELD(scheduler_tick_ms), 0 },
+	{ PREFIX "PROMOTION_RETENTION", KIND_LONG, "604800", 3600, 366L * 86400,
+	  FIELD(promotion_retention_s), 0 },
 	{ PREFIX "MAX_IN_FLIGHT", KIND_LONG, "4096", 1, 1000000,
 	  FIELD(max_in_flight), 0 },
 	{ PREFIX "MAX_IN_FLIGHT_PER_TARGET", KIND_LONG, "256", 1, 1000000,

@@ -816,6 +816,7 @@ static int promo_apply(struct promo_job *pj)
 	pr.start_ms = ev->start_ms;
 	pr.has_end = ev->has_end;
 	pr.end_ms = ev->end_ms;
+	pr.retention_ms = (int64_t)pj->p->cfg->promotion_retention_s * 1000;
 	rc = store_promotion_apply(pj->p->store, &pr, promo_applied, pj);
 	if (rc == STORE_PROMOTION_TOO_LARGE)
 		return rc;

@@ -66,6 +66,9 @@ struct config {
 				     * starts; 0 = the delivery timeout + 30 s */
 	int allow_private_targets;  /* PROMO_WEBHOOKS_ALLOW_PRIVATE_TARGETS, 0/1 */
 	long scheduler_tick_ms;     /* PROMO_WEBHOOKS_SCHEDULER_TICK_MS */
+	long promotion_retention_s; /* PROMO_WEBHOOKS_PROMOTION_RETENTION: how
+				     * long a promotion tombstone (or a state
+				     * whose dates passed) is kept (604800) */
 
 	/* The project's own additions (same prefix): */
 	long max_in_flight;         /* PROMO_WEBHOOKS_MAX_IN_FLIGHT (4096) */

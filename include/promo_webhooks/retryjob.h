@@ -10,7 +10,7 @@
  * data object's text, so it comes back byte for byte. This module is the
  * only writer of that record.
  *
- * A period occurrence claimed by the scheduler's scan (period_scan.lua) is
+ * A period occurrence claimed by the scheduler's pass (period_claim.lua) is
  * queued as a retry whose record is the occurrence's plain fields instead:
  * {"webhookId","companyId","promotionId","date":"start"|"end","at":"<S ms>",
  * "occurredAt","event","period","periodValue","data"}. retry_job_decode

@@ -1,23 +1,29 @@
 -- One promotion change. The caller built the new state (ARGV[4]); this
--- decides whether it is newer than the stored one and keeps the two date
--- indexes in step with it.
+-- decides whether it is newer than the stored one and keeps the date
+-- indexes, the due queue and the expiry queue in step with it.
 -- KEYS[1] {pw}:promo:<c>  KEYS[2] {pw}:promo-start:<c>  KEYS[3] {pw}:promo-end:<c>
--- KEYS[4] {pw}:promo-fresh  KEYS[5] {pw}:promo-gen
+-- KEYS[4] {pw}:period-hooks:<c>:start  KEYS[5] {pw}:period-hooks:<c>:end
+-- KEYS[6] {pw}:period-due  KEYS[7] {pw}:promo-expiry
 -- ARGV[1] promotion id  ARGV[2] event time ms  ARGV[3] "1" for a deletion
 -- ARGV[4] the new state  ARGV[5] start ms or ""  ARGV[6] end ms or ""
--- ARGV[7] the {pw}:promo-fresh member: "<companyId>\n<promotionId>"
+-- ARGV[7] company id  ARGV[8] now ms  ARGV[9] the state's expiry (ms)
 --
 -- A change older than the stored state (or tombstone) is ignored; at the
 -- same millisecond a tombstone wins, so that a Deleted and an Updated of
 -- one instant cannot resurrect the promotion whatever order they arrive
 -- in; otherwise the same time applies (a redelivered event is harmless).
--- An unreadable stored state is overwritten. A date that is new or moved
--- puts the promotion in {pw}:promo-fresh, scored with the next {pw}:promo-gen,
--- for the scheduler (an S that lands inside a window already open is
--- found there, not by a pass's range query). Answers {"ok", 1} applied,
+-- An unreadable stored state is overwritten.
+-- Only dates still ahead (S > now) are indexed: a passed date can never be
+-- due again. A date that is new or moved is queued in {pw}:period-due
+-- ("<start|end>\n<c>\n<x>") at S - Pmax, Pmax the longest period of the
+-- company's hooks of that kind, or at once when that is already past; with
+-- no such hook it is not queued (period_hooks_sync.lua queues the
+-- company's dates when a hook comes). {pw}:promo-expiry gets "<c>\n<x>" at
+-- ARGV[9] (period_claim.lua prunes it then). Answers {"ok", 1} applied,
 -- {"ok", 0} ignored.
 
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local id = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], id)
 if cur then
   local ok, st = pcall(cjson.decode, cur)
   if ok and type(st) == 'table' and type(st.time) == 'number' then
@@ -27,19 +33,27 @@ if cur then
     end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-local moved = 0
-if ARGV[5] ~= '' then
-  moved = moved + redis.call('ZADD', KEYS[2], 'CH', ARGV[5], ARGV[1])
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], id, ARGV[4])
+local now = tonumber(ARGV[8])
+local function date(kind, idx, hooks, arg)
+  local m = kind .. '\n' .. ARGV[7] .. '\n' .. id
+  local s = tonumber(arg)
+  if ARGV[3] == '1' or not s or s <= now then
+    redis.call('ZREM', idx, id)
+    redis.call('ZREM', KEYS[6], m)
+    return
+  end
+  if redis.call('ZADD', idx, 'CH', arg, id) == 0 then
+    return
+  end
+  local top = redis.call('ZREVRANGE', hooks, 0, 0, 'WITHSCORES')
+  if #top == 0 then
+    redis.call('ZREM', KEYS[6], m)
+  else
+    redis.call('ZADD', KEYS[6], string.format('%.0f', s - tonumber(top[2])), m)
+  end
 end
-if ARGV[6] ~= '' then
-  moved = moved + redis.call('ZADD', KEYS[3], 'CH', ARGV[6], ARGV[1])
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
-end
-if moved > 0 then
-  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[7])
-end
+date('start', KEYS[2], KEYS[4], ARGV[5])
+date('end', KEYS[3], KEYS[5], ARGV[6])
+redis.call('ZADD', KEYS[7], ARGV[9], ARGV[7] .. '\n' .. id)
 return {'ok', 1}

@@ -160,11 +160,22 @@ static void on_counts(void *arg, enum store_status status, int64_t retries,
 	step_done = 1;
 }
 
-static void on_scan(void *arg, enum store_status status, size_t claimed,
-		    int skipped)
+static void on_tick(void *arg, enum store_status status,
+		    const struct store_tick_result *r)
 {
-	note("%s: %s claimed=%zu skipped=%d", (const char *)arg,
-	     store_status_name(status), claimed, skipped);
+	note("%s: %s claimed=%zu pruned=%zu skipped=%d more=%d", (const char *)arg,
+	     store_status_name(status), r->claimed, r->pruned, r->skipped, r->more);
+	step_done = 1;
+}
+
+static void on_synced(void *arg, enum store_status status, size_t n,
+		      const char *const *fields, const char *const *digests)
+{
+	size_t i;
+
+	note("%s: %s n=%zu", (const char *)arg, store_status_name(status), n);
+	for (i = 0; i < n; i++)
+		note("  %s %s", fields[i], digests[i]);
 	step_done = 1;
 }
 
@@ -218,6 +229,7 @@ static void scenario(const struct config *cfg)
 		"\"occurredAt\":\"2025-06-02T09:30:12.345Z\",\"attempt\":1,\"data\":\"{}\"}";
 	struct store_period_hook hook;
 	struct store_promotion pr;
+	char digest[STORE_DIGEST_LEN];
 	struct company_settings s;
 	struct store_attempt batch[2];
 	struct store_failure f;
@@ -289,6 +301,7 @@ static void scenario(const struct config *cfg)
 	pr.data_len = strlen(pr.data);
 	pr.has_start = 1;
 	pr.start_ms = T0 + HOUR;
+	pr.now_ms = T0;
 	wait_step("promotion", store_promotion_apply(st, &pr, on_write, "promotion P1"));
 	wait_step("occurrence_check", store_occurrence_check(st, "acme", "P1", "start", T0 + HOUR,
 							     "no-such-retry", on_write,
@@ -299,10 +312,23 @@ static void scenario(const struct config *cfg)
 	hook.period = PERIOD_HOURS;
 	hook.period_value = 2;
 	hook.period_ms = 2 * HOUR;
-	wait_step("scan", store_period_scan(st, T0, "2025-06-02T09:30:12.345Z", 1000,
-					    &hook, 1, on_scan, "scan"));
-	wait_step("scan", store_period_scan(st, T0, "2025-06-02T09:30:12.345Z", 1000,
-					    &hook, 1, on_scan, "scan again"));
+	store_period_hooks_digest(&hook, 1, digest);
+	wait_step("period_hooks_sync", store_period_hooks_sync(st, "acme", hook.type, 7, digest,
+							       &hook, 1, T0, on_write,
+							       "period_hooks_sync"));
+	wait_step("period_synced", store_period_synced(st, on_synced, "period_synced"));
+	wait_step("tick", store_period_tick(st, T0, "2025-06-02T09:30:12.345Z", 1000, "t", 100,
+					    100, HOUR, on_tick, "tick"));
+	wait_step("tick", store_period_tick(st, T0, "2025-06-02T09:30:12.345Z", 1000, "t", 100,
+					    100, HOUR, on_tick, "tick again"));
+	/* a tombstone, pruned once the retention (an hour here) is over */
+	pr.promotion_id = "P2";
+	pr.deleted = 1;
+	pr.now_ms = T0;
+	pr.retention_ms = HOUR;
+	wait_step("promotion", store_promotion_apply(st, &pr, on_write, "promotion P2 deleted"));
+	wait_step("tick", store_period_tick(st, T0 + 2 * HOUR, "2025-06-02T11:30:12.345Z", 1000,
+					    "t", 100, 100, HOUR, on_tick, "tick pruning"));
 	wait_step("delete", store_webhook_delete(st, "acme", W1, on_write, "delete w1"));
 	webhook_release(&w1);
 	webhook_release(&w3);
@@ -640,7 +666,8 @@ int main(void)
 	CHECK(strstr(single_log, "unavailable") == NULL);
 	CHECK(strstr(single_log, "not started") == NULL);
 	CHECK(strstr(single_log, "failure 3: ok result=1") != NULL);
-	CHECK(strstr(single_log, "scan: ok claimed=1") != NULL);
+	CHECK(strstr(single_log, "tick: ok claimed=1") != NULL);
+	CHECK(strstr(single_log, "tick pruning: ok claimed=0 pruned=2") != NULL);
 	/* Every script ran on the cluster. */
 	for (i = 0; i < lua_scripts_count; i++) {
 		if (!seen[i])
