@@ -73,6 +73,18 @@ awk '{ printf "{\"p\":%s,\"committed\":%s,\"hw\":%s}\n", $1, $2, $3 }' "$W/final
 # message: the invalid ~1 MB ones, so E = 1 MiB (the broker's limit).
 RSS_BOUND_KB=$((64 * 1024 + MAX_IN_FLIGHT * (2 * 1024 + 16) + PREFETCH_KB + FETCH_MAX / 1024))
 
+# What the service's own logs say (figures only, not checks).
+logcount() {
+	cat "$W"/svc/*.log | grep -c "$1" || true
+}
+LOGS=$(jq -cn --argjson stale "$(logcount '"retry outcome under a stale claim dropped"')" \
+	--argjson twice "$(logcount '"retry claimed again while its attempt runs here')" \
+	--argjson occ "$(logcount '"period occurrence dropped')" \
+	--argjson unacked "$(logcount '"published notice not removed from the outbox"')" \
+	--argjson errors "$(logcount '"level":"error"')" \
+	'{stale_retry_outcomes_dropped: $stale, retries_not_started_twice: $twice,
+	  period_occurrences_dropped: $occ, notices_not_removed: $unacked, error_lines: $errors}')
+
 jq -n \
 	--slurpfile recs "$W/a.recs.jsonl" --slurpfile events "$W/a.events.jsonl" \
 	--slurpfile notices "$W/a.notices.jsonl" --slurpfile dlq "$W/a.dlq.jsonl" \
@@ -82,7 +94,7 @@ jq -n \
 	--slurpfile samples "$W/a.samples.jsonl" --slurpfile offsets "$W/a.offsets.jsonl" \
 	--argjson threshold "$THRESHOLD" --argjson window_ms "$((WINDOW_S * 1000))" \
 	--argjson rss_bound_kb "$RSS_BOUND_KB" --argjson redis_bound "$REDIS_BOUND_BYTES" \
-	--argjson duration "$DURATION" --argjson rate "$RATE" '
+	--argjson duration "$DURATION" --argjson rate "$RATE" --argjson logs "$LOGS" '
 # ISO 8601 (UTC, optional fraction) to ms.
 def ms: capture("^(?<s>[^.Z]+)(\\.(?<f>[0-9]+))?Z$") |
 	((.s + "Z") | fromdate) * 1000 + (((.f // "0") + "000")[0:3] | tonumber);
@@ -207,6 +219,7 @@ def failing: . == null or . < 200 or . >= 300;
   max_redis_used_memory: $redis_max,
   redis_bound: $redis_bound,
   lag: ([ $offsets[] | if .hw == 0 then 0 else .hw - .committed end ] | add),
+  service_logs: $logs,
   problems: {
     missing_pairs: ($missing | length), missing_period: ($period_missing | length),
     unjustified_disables: ($unjustified | length), counted_twice: ($double | length),
