@@ -10,7 +10,9 @@
 #   - every (event, webhook) pair delivered: a 2xx at the receiver for the
 #     healthy and slow webhooks; an attempt at the receiver for the failing
 #     and flapping ones unless the webhook was disabled by the rule at or
-#     after the event was produced; for every promotion's final state (not
+#     after the event was produced (or re-enabled less than 2 s before: a
+#     replica's cache sees a change within a second, README "Cache"); for
+#     every promotion's final state (not
 #     deleted) each period webhook of its company got its StartingInPeriod
 #     and EndingInPeriod delivery with the final dates;
 #   - every disable justified: at least THRESHOLD failing answers (non-2xx
@@ -122,7 +124,7 @@ def failing: . == null or . < 200 or . >= 300;
    if ($h.cls == "healthy" or $h.cls == "slow") then
      (if $p.ok == 0 then {event: $e.id, webhook: $h.id, cls: $h.cls, why: "no 2xx delivery"} else empty end)
    elif $p.any > 0 then empty
-   elif any(($disby[$h.id] // [])[]; .re == null or .re >= $e.ts) then empty
+   elif any(($disby[$h.id] // [])[]; .re == null or .re >= $e.ts - 2000) then empty
    else {event: $e.id, webhook: $h.id, cls: $h.cls, why: "no attempt and not disabled"} end ]) as $missing |
 ([ $ev[] as $e | $hooks[] | select(.c == $e.c and .ev == $e.t) ] | length) as $pairs_expected |
 ([ $ev[] as $e | $hooks[] | select(.c == $e.c and .ev == $e.t and (.cls == "failing" or .cls == "flapping")) |
