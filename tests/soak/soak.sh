@@ -26,8 +26,8 @@
 # (default 120); PW_SOAK_RATE (events a second, default 8);
 # PW_SOAK_FAULT_EVERY (seconds between faults; default: the seven faults
 # of the schedule spread over the run, at least 10 s apart); PW_SOAK_SCHEDULE
-# (the faults, in order, repeated: kill9 sigterm redis_pause redis_restart
-# broker_pause broker_restart permanent).
+# (fault names, injected in turn and repeated; default kill9 redis_pause
+# permanent broker_pause sigterm redis_restart broker_restart).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -57,6 +57,12 @@ BIG=1040000
 # Redis' bound, stated in the README: the soak's data set stays far below.
 REDIS_BOUND_BYTES=$((64 * 1024 * 1024))
 
+case $W in
+/ | "$ROOT" | "$ROOT/")
+	echo "soak: PW_SOAK_DIR=$W would be emptied: give a directory of its own" >&2
+	exit 2
+	;;
+esac
 rm -rf "$W"
 mkdir -p "$W/svc" "$W/recv"
 : >"$W/faults.tsv"
