@@ -165,9 +165,12 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	char text[1024];
 	size_t i;
 
-	if (level <= 3)
-		lv = LOG_LEVEL_ERROR;
-	else if (level == 4)
+	/* At most a warning: what librdkafka logs at LOG_ERR (a broker that
+	 * refused a connection during its restart, say) is retried by
+	 * librdkafka itself, and what needs someone comes through error_cb
+	 * (fatal) or a permanent produce result, logged at error level
+	 * there. So an error line stays worth paging for. */
+	if (level <= 4)
 		lv = LOG_LEVEL_WARN;
 	else if (level <= 6)
 		lv = LOG_LEVEL_INFO;
