@@ -62,16 +62,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-wait_for() {
-	limit=$1
-	what=$2
-	shift 2
-	deadline=$(($(date +%s) + limit))
-	while ! "$@"; do
-		[ "$(date +%s)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for $what"
-		sleep 0.1
-	done
-}
+. "$root/tests/scripts/wait.sh"
 now_ms() { date +%s%3N; }
 iso() { date -u -d "@$(($1 / 1000))" +%Y-%m-%dT%H:%M:%S.000Z; }
 

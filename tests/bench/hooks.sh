@@ -47,17 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# wait_for SECONDS WHAT CMD...: polls CMD every 0.05 s.
-wait_for() {
-	limit=$1
-	what=$2
-	shift 2
-	deadline=$(($(date +%s) + limit))
-	while ! "$@"; do
-		[ "$(date +%s)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for $what"
-		sleep 0.05
-	done
-}
+. "$root/tests/scripts/wait.sh"
 now_ms() { date +%s%3N; }
 cpu_s() { # PID: utime + stime in seconds
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / hz }' "/proc/$1/stat"

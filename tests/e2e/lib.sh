@@ -38,20 +38,7 @@ trap cleanup EXIT
 # A signal ends the test (the EXIT trap then cleans up).
 trap 'exit 1' INT TERM
 
-# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it
-# succeeds, or fails the test after SECONDS.
-wait_for() {
-	limit=$1
-	what=$2
-	shift 2
-	deadline=$(($(date +%s) + limit))
-	while ! "$@"; do
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			fail "timed out after ${limit}s waiting for: $what"
-		fi
-		sleep 0.1
-	done
-}
+. "${PW_SCRIPTS:?}/wait.sh"
 
 # create_topics NAME:PARTITIONS...
 create_topics() {
