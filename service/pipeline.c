@@ -61,8 +61,11 @@
 #define PIPELINE_RETRY_LEASE_MARGIN_MS 30000
 /* Recording a failure in Redis is retried with this backoff cap. */
 #define PIPELINE_RECORD_MAX_BACKOFF_MS 5000
-/* Successful first attempts are logged to Redis in batches of this size. */
-#define PIPELINE_ATTEMPT_BATCH 256
+/* Successful first attempts are logged to Redis every tick, or sooner when
+ * this many wait: the store coalesces them per webhook (a busy webhook's
+ * successes become one write of its newest 100), so the larger the batch,
+ * the less Redis works per delivery. */
+#define PIPELINE_ATTEMPT_BATCH 2048
 #define PIPELINE_EVENT_ID_MAX 128
 /* A first attempt whose target already has this many times its running
  * bound waiting is parked in Redis as a retry job due after
@@ -159,6 +162,7 @@ struct pipeline {
 	int counting;           /* a store_counts is in flight */
 	struct noticerelay *notices; /* the notice outbox's relay */
 	struct logged_attempt attempts[PIPELINE_ATTEMPT_BATCH];
+	struct store_attempt attempt_batch[PIPELINE_ATTEMPT_BATCH]; /* flush scratch */
 	size_t n_attempts;
 	struct buf body;        /* render scratch, reused per delivery */
 	struct buf scratch;     /* retry job encoding */
@@ -306,7 +310,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 
 static void flush_attempt_log(struct pipeline *p)
 {
-	struct store_attempt batch[PIPELINE_ATTEMPT_BATCH];
+	struct store_attempt *batch = p->attempt_batch;
 	size_t i;
 
 	for (i = 0; i < p->n_attempts; i++) {
@@ -1130,6 +1134,7 @@ static void begin_close(struct pipeline *p)
 	p->state = PIPELINE_CLOSING;
 	if (p->grace_timer)
 		event_del(p->grace_timer);
+	flush_attempt_log(p); /* the last successes, while Redis is there */
 	log_info("leaving the consumer group", "%s", "");
 	kafka_close(p->kafka);
 }
