@@ -689,7 +689,14 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		record_failure(job);
 		return 0;
 	}
-	body = buf_detach(&p->body, &body_len);
+	/* One allocation of the exact size; the render buffer keeps its
+	 * capacity for the next delivery (detaching it cost two or three
+	 * reallocs per delivery as it grew again). */
+	body_len = p->body.len;
+	body = malloc(body_len ? body_len : 1);
+	if (!body)
+		return -1;
+	memcpy(body, buf_str(&p->body), body_len);
 
 	memset(&req, 0, sizeof(req));
 	req.target = wh->target;

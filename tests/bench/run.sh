@@ -80,6 +80,13 @@
 #   PW_BENCH_LATENCY_MAX1, _MAX4  the maximum rate (deliveries/s) whose half the
 #                               latency runs offer (default: the fanout runs')
 #   PW_BENCH_SERVICE_ENV        extra VAR=VALUE words for every service instance
+#   PW_BENCH_SERVICE_WRAP       a command the service runs under, e.g.
+#                               "valgrind --tool=callgrind --callgrind-out-file=
+#                               /tmp/cg.%p" for instruction counts per delivery
+#                               on a fixed workload (independent of the load
+#                               on the machine; compare two backlog sizes to
+#                               take the start-up out); rates are then
+#                               meaningless
 #   PW_BENCH_BUILD              build directory (build-bench)
 #   PW_BENCH_OUT                the JSON file (tests/bench/results/latest.json)
 #   PW_BENCH_KEEP=1             keep the state directory (logs) afterwards
@@ -122,6 +129,7 @@ LAT_SECONDS=${PW_BENCH_LATENCY_SECONDS:-$d_lat}
 ISO_SECONDS=${PW_BENCH_ISO_SECONDS:-$d_iso}
 SCENARIOS=${PW_BENCH_SCENARIOS:-fanout1 fanout4 nginx1 nginx4 latency slow isolation scaleout}
 SERVICE_ENV=${PW_BENCH_SERVICE_ENV:-}
+SERVICE_WRAP=${PW_BENCH_SERVICE_WRAP:-}
 TOKEN=bench-token
 HZ=$(getconf CLK_TCK)
 
@@ -246,7 +254,7 @@ start_service() {
 		PROMO_WEBHOOKS_RETRY_SCHEDULE= \
 		PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET="$PER_TARGET" \
 		PROMO_WEBHOOKS_RDKAFKA_SESSION_TIMEOUT_MS=6000 \
-		$SERVICE_ENV "$@" "$build/promo-webhooks" 2>>"$ss_log" &
+		$SERVICE_ENV "$@" $SERVICE_WRAP "$build/promo-webhooks" 2>>"$ss_log" &
 	SVC_PID=$!
 	PIDS="$PIDS $SVC_PID"
 	wait_for 30 "service $ss_name to start" grep -q '"promo-webhooks started"' "$ss_log"
@@ -255,11 +263,14 @@ start_service() {
 }
 api_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ]; }
 
-# stop_service PID: SIGTERM, SIGKILL after 15 s.
+# stop_service PID: SIGTERM, SIGKILL after 15 s (300 s when wrapped).
 stop_service() {
 	kill -TERM "$1" 2>/dev/null || true
 	sv_i=0
-	while kill -0 "$1" 2>/dev/null && [ "$sv_i" -lt 150 ]; do
+	# A wrapped service (valgrind) needs long to exit and write its data.
+	sv_max=150
+	[ -z "$SERVICE_WRAP" ] || sv_max=3000
+	while kill -0 "$1" 2>/dev/null && [ "$sv_i" -lt "$sv_max" ]; do
 		sleep 0.1
 		sv_i=$((sv_i + 1))
 	done
@@ -923,7 +934,9 @@ jq -n \
 		limit: (if l == null then null else {rate: l.rate, mode: l.best.mode,
 			concurrency: l.best.concurrency} end),
 		ratio_to_limit: ratio(r.deliveries_per_s; l.rate),
-		service_cpu_us_per_delivery: (r.service_cpu_s_per_1000 * 1000 * 10 | round / 10)} end;
+		service_cpu_us_per_delivery: (r.service_cpu_s_per_1000 * 1000 * 10 | round / 10),
+		limit_client_cpu_us_per_request: (if l == null then null
+			else l.best.cpu_per_1000 * 1000 * 10 | round / 10 end)} end;
 	def lat(x): if x == null then null else x + {
 		service_adds_p99_ms: (((x.latency_ms.p99 - x.producer.consume_ms.p99) * 10 | round) / 10)} end;
 	{machine: {nproc: $nproc, model_name: $model, kernel: $kernel, memory_mb: $memmb,
