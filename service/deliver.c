@@ -858,20 +858,25 @@ static int header_add(struct dreq *r, size_t *n, size_t *used, const char *name,
 		      const char *value)
 {
 	char *line = r->hdr_text + *used;
-	size_t room = sizeof(r->hdr_text) - *used, len, i;
+	size_t room = sizeof(r->hdr_text) - *used;
+	size_t nlen = strlen(name), vlen = value ? strlen(value) : 0, i;
 
-	for (i = 0; value && value[i]; i++)
+	for (i = 0; i < vlen; i++)
 		if (value[i] == '\r' || value[i] == '\n')
 			return -1;
-	if (*n == DREQ_HEADERS)
+	/* "name:" [" " value] NUL, without a printf per header. */
+	if (*n == DREQ_HEADERS || nlen + 1 + (value ? 1 + vlen : 0) + 1 > room)
 		return -1;
-	if (value)
-		len = (size_t)snprintf(line, room, "%s: %s", name, value);
-	else
-		len = (size_t)snprintf(line, room, "%s:", name);
-	if (len >= room)
-		return -1;
-	*used += len + 1;
+	memcpy(line, name, nlen);
+	line[nlen] = ':';
+	i = nlen + 1;
+	if (value) {
+		line[i++] = ' ';
+		memcpy(line + i, value, vlen);
+		i += vlen;
+	}
+	line[i] = '\0';
+	*used += i + 1;
 	r->hdr[*n].data = line;
 	r->hdr[*n].next = NULL;
 	if (*n > 0)

@@ -978,15 +978,15 @@ static int conf_passthrough(rd_kafka_conf_t *conf, const struct config *cfg,
 
 /*
  * librdkafka's prefetch, sized from the in-flight bound instead of its
- * defaults (64 MiB queued plus a 50 MiB fetch response): the prefetch only
- * has to cover the events the service may take next, KAFKA_PREFETCH_KB_PER
- * KiB per in-flight slot, between KAFKA_PREFETCH_KB_MIN and 64 MiB. One
- * fetch response is capped at the same size (never below one message of
- * the default message.max.bytes). Both can be overridden with
- * PROMO_WEBHOOKS_RDKAFKA_QUEUED_MAX_MESSAGES_KBYTES / _FETCH_MAX_BYTES
- * (applied after these). README, "Backpressure", has the memory bound.
+ * default (64 MiB queued, and a fetch response of up to 50 MiB): the
+ * prefetch only has to cover the events the service may take next,
+ * KAFKA_PREFETCH_KB_PER KiB per in-flight slot, between KAFKA_PREFETCH_KB_MIN
+ * and 64 MiB. librdkafka caps fetch.max.bytes at the same size on its own
+ * (but never below message.max.bytes). PROMO_WEBHOOKS_RDKAFKA_QUEUED_MAX_
+ * MESSAGES_KBYTES / _FETCH_MAX_BYTES override both (applied after). README,
+ * "Backpressure", has the memory bound.
  */
-#define KAFKA_PREFETCH_KB_PER 2
+#define KAFKA_PREFETCH_KB_PER 1
 #define KAFKA_PREFETCH_KB_MIN 2048
 #define KAFKA_PREFETCH_KB_MAX 65536
 
@@ -1005,7 +1005,7 @@ static rd_kafka_t *consumer_new(struct kafka *k, const struct config *cfg, char 
 				size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char why[512], queued_kb[24], fetch_max[24];
+	char why[512], queued_kb[24];
 	rd_kafka_t *rk;
 
 	if (!conf) {
@@ -1013,11 +1013,9 @@ static rd_kafka_t *consumer_new(struct kafka *k, const struct config *cfg, char 
 		return NULL;
 	}
 	snprintf(queued_kb, sizeof(queued_kb), "%ld", prefetch_kbytes(cfg));
-	snprintf(fetch_max, sizeof(fetch_max), "%ld", prefetch_kbytes(cfg) * 1024);
 	if (conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen) < 0 ||
 	    conf_set(conf, "group.id", cfg->kafka_group, err, errlen) < 0 ||
 	    conf_set(conf, "queued.max.messages.kbytes", queued_kb, err, errlen) < 0 ||
-	    conf_set(conf, "fetch.max.bytes", fetch_max, err, errlen) < 0 ||
 	    conf_set(conf, "client.id", "promo-webhooks", err, errlen) < 0 ||
 	    conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
 	    conf_set(conf, "enable.auto.commit", "true", err, errlen) < 0 ||
