@@ -89,7 +89,9 @@ struct dreq {
 	char refused[160];         /* "" or why the address policy refused */
 	size_t resp_total;         /* response body bytes seen */
 	size_t resp_kept;          /* bytes in resp_head */
-	char resp_head[DELIVER_KEEP_RESPONSE]; /* start of the response body */
+	char *resp_head;           /* NULL, or the start of the response body
+				    * (DELIVER_KEEP_RESPONSE bytes, allocated
+				    * when a body arrives: most have none) */
 	int too_large;             /* the body passed DELIVER_MAX_RESPONSE */
 	int64_t started_mono_ms;
 	int64_t queued_mono_ms;    /* when it was queued */
@@ -228,6 +230,7 @@ static void set_result(struct dreq *r, enum deliver_outcome o, const char *err)
 static void dreq_free(struct dreq *r)
 {
 	free(r->body);
+	free(r->resp_head);
 	free(r);
 }
 
@@ -521,8 +524,10 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct dreq *r = userdata;
 	size_t n = size * nmemb;
 
-	if (r->resp_kept < sizeof(r->resp_head)) {
-		size_t keep = sizeof(r->resp_head) - r->resp_kept;
+	if (!r->resp_head && n > 0)
+		r->resp_head = malloc(DELIVER_KEEP_RESPONSE); /* NULL: not kept */
+	if (r->resp_head && r->resp_kept < DELIVER_KEEP_RESPONSE) {
+		size_t keep = DELIVER_KEEP_RESPONSE - r->resp_kept;
 
 		if (keep > n)
 			keep = n;
