@@ -2,7 +2,7 @@
 # tests/bench/run.sh: the throughput benchmark of promo-webhooks (issue 7).
 # Not part of the CTest run.
 #
-#   sh tests/bench/run.sh                  the full run (about 6 minutes)
+#   sh tests/bench/run.sh                  the full run (about 12 minutes)
 #   PW_BENCH_QUICK=1 sh tests/bench/run.sh a quick run with small sizes
 #
 # On one machine it builds the service (Release), starts Kafka and Redis
