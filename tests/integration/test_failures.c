@@ -1026,6 +1026,7 @@ static void test_attempt_log(void)
 			if (attempt_of(at2.item[i]) != 2000 + 699 - 3 * i)
 				ok2 = 0;
 		CHECK(ok2);
+		attempts_reset(&at2);
 	}
 
 	/* a success for an unknown webhook logs nothing */
