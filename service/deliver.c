@@ -162,6 +162,10 @@ struct deliver {
 	CURL **free_easy;          /* configured handles for reuse (easy_new) */
 	size_t n_free_easy;
 	struct sockctx *socks;     /* every watched socket */
+	struct sockctx *spare_socks; /* unwatched, kept for the next socket
+				      * (linked by next; their events
+				      * allocated) */
+	size_t n_spare_socks;
 };
 
 static int curl_inits; /* curl_global_init calls not yet balanced */
@@ -566,16 +570,51 @@ static void sock_event_cb(evutil_socket_t fd, short events, void *arg)
 	process_completions(d);
 }
 
+/* Stops watching sc's socket. A keep-alive connection leaves curl's watch
+ * after every transfer and comes back for the next one, so sc and its
+ * event are kept for reuse instead of freed and allocated again (four
+ * malloc/free per delivery); at most max_total are kept. */
 static void sock_free(struct deliver *d, struct sockctx *sc)
 {
-	event_free(sc->ev);
+	event_del(sc->ev);
 	if (sc->prev)
 		sc->prev->next = sc->next;
 	else
 		d->socks = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
+	if (d->n_spare_socks < d->max_total) {
+		sc->prev = NULL;
+		sc->next = d->spare_socks;
+		d->spare_socks = sc;
+		d->n_spare_socks++;
+		return;
+	}
+	event_free(sc->ev);
 	free(sc);
+}
+
+static struct sockctx *sock_new(struct deliver *d, curl_socket_t s)
+{
+	struct sockctx *sc = d->spare_socks;
+
+	if (sc) {
+		struct event *ev = sc->ev; /* not pending: sock_free deleted it */
+
+		d->spare_socks = sc->next;
+		d->n_spare_socks--;
+		memset(sc, 0, sizeof(*sc));
+		sc->ev = ev;
+		return sc;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (sc)
+		sc->ev = event_new(d->base, s, 0, sock_event_cb, sc);
+	if (sc && !sc->ev) {
+		free(sc);
+		return NULL;
+	}
+	return sc;
 }
 
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -593,11 +632,8 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 		return 0;
 	}
 	if (!sc) {
-		sc = calloc(1, sizeof(*sc));
-		if (sc)
-			sc->ev = event_new(d->base, s, 0, sock_event_cb, sc);
-		if (!sc || !sc->ev) {
-			free(sc);
+		sc = sock_new(d, s);
+		if (!sc) {
 			log_error("cannot watch a delivery socket", "error=\"%s\"",
 				  "out of memory");
 			return -1;
@@ -1081,6 +1117,13 @@ void deliver_free(struct deliver *d)
 		curl_multi_cleanup(d->multi);
 	while (d->socks)
 		sock_free(d, d->socks);
+	while (d->spare_socks) {
+		struct sockctx *sc = d->spare_socks;
+
+		d->spare_socks = sc->next;
+		event_free(sc->ev);
+		free(sc);
+	}
 	for (i = 0; i < d->n_free_easy; i++)
 		curl_easy_cleanup(d->free_easy[i]);
 	free(d->free_easy);
