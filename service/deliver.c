@@ -6,7 +6,8 @@
  * A request lives in exactly one place: the FIFO queue of its target
  * (scheme://host:port), the running list (handed to curl), or the finished
  * list (failed before an attempt, reported from the loop). Targets with
- * queued work and a free per-target slot sit in a ring that the start pass
+ * queued work and a free per-target slot (below the target's adaptive
+ * limit, target_adapt) sit in a ring that the start pass
  * serves round-robin, one request per target per turn, while the total cap
  * allows; so a slow target fills only its own slots and never starves the
  * others. The start pass runs once per loop pass from a deferred event,
@@ -55,6 +56,13 @@
 /* Idle targets are looked for at most this often. */
 #define DELIVER_SWEEP_MAX_MS 60000
 
+/* The adaptive per-target limit (see "Connections per target" at
+ * target_adapt): where it starts, its floor (both capped by
+ * max_per_target), and how long a target's best round counts. */
+#define DELIVER_LIMIT_START 32
+#define DELIVER_LIMIT_MIN 16
+#define DELIVER_BEST_KEEP_US 10000000
+
 enum dreq_state {
 	DREQ_QUEUED,   /* in its target's queue */
 	DREQ_RUNNING,  /* handed to curl, in d->running */
@@ -94,6 +102,7 @@ struct dreq {
 				    * when a body arrives: most have none) */
 	int too_large;             /* the body passed DELIVER_MAX_RESPONSE */
 	int64_t started_mono_ms;
+	int64_t started_us;        /* monotonic, for the target's rounds */
 	int64_t queued_mono_ms;    /* when it was queued */
 	struct deliver_result res;
 };
@@ -110,6 +119,14 @@ struct target {
 	int in_ring;
 	struct dlist queue;        /* waiting, FIFO */
 	size_t running;
+	size_t limit;              /* running allowed now (target_adapt) */
+	/* The current round: answers to requests started since round_start_us. */
+	int64_t round_start_us;
+	size_t round_n;
+	int64_t round_sum_us;
+	int round_full;            /* requests waited for a slot in it */
+	int64_t best_us;           /* lowest round mean, or 0 before the first */
+	int64_t best_at_us;
 	int64_t idle_since_ms;     /* monotonic; when queue and running last
 				    * became empty */
 	int dead;                  /* being freed by the idle sweep */
@@ -333,6 +350,8 @@ static struct target *target_get(struct deliver *d, const char *key)
 		return NULL;
 	}
 	t->idle_since_ms = clock_mono_ms();
+	t->limit = DELIVER_LIMIT_START < d->max_per_target ? DELIVER_LIMIT_START
+							   : d->max_per_target;
 	h = hash_key(key) & (d->nbuckets - 1);
 	t->hnext = d->buckets[h];
 	d->buckets[h] = t;
@@ -361,7 +380,7 @@ static void ring_remove(struct deliver *d, struct target *t)
  * everyone already waiting). */
 static void ring_update(struct deliver *d, struct target *t)
 {
-	int eligible = t->queue.n > 0 && t->running < d->max_per_target;
+	int eligible = t->queue.n > 0 && t->running < t->limit;
 
 	if (eligible && !t->in_ring) {
 		t->rnext = NULL;
@@ -375,6 +394,68 @@ static void ring_update(struct deliver *d, struct target *t)
 	} else if (!eligible && t->in_ring) {
 		ring_remove(d, t);
 	}
+}
+
+/* Microseconds since an arbitrary start (CLOCK_MONOTONIC): answers from a
+ * fast target take well under a millisecond. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void round_begin(struct target *t, int64_t now_us)
+{
+	t->round_start_us = now_us;
+	t->round_n = 0;
+	t->round_sum_us = 0;
+	t->round_full = 0;
+}
+
+/*
+ * Connections per target: a fast target answers no sooner with 256
+ * requests in flight than with 32 (the answers only wait longer, in the
+ * target or in this loop), and every extra connection is one more socket
+ * for curl and the loop to watch; a slow one (50 ms answers) needs
+ * thousands in flight to be delivered to at speed. So each target's limit
+ * adapts, between DELIVER_LIMIT_MIN and max_per_target, from
+ * DELIVER_LIMIT_START, in rounds of `limit` answers to requests started in
+ * the round (so that a round measures the limit it ran under):
+ *   - the round's mean answer time is above twice the target's best round
+ *     plus 1 ms: more in flight only made answers wait: halve the limit;
+ *   - else, if requests waited for a slot during the round: double it.
+ * The best round is forgotten after DELIVER_BEST_KEEP_US (a target that
+ * became slower for good is measured against its new self). A target that
+ * does not answer at all keeps its limit until its requests time out, and
+ * those rounds halve it.
+ */
+static void target_adapt(struct deliver *d, struct target *t, const struct dreq *r)
+{
+	int64_t now = mono_us(), mean;
+
+	if (t->queue.n)
+		t->round_full = 1;
+	if (r->started_us < t->round_start_us)
+		return; /* started under an earlier limit */
+	t->round_n++;
+	t->round_sum_us += now - r->started_us;
+	if (t->round_n < t->limit)
+		return;
+	mean = t->round_sum_us / (int64_t)t->round_n;
+	if (!t->best_us || mean < t->best_us || now - t->best_at_us > DELIVER_BEST_KEEP_US) {
+		t->best_us = mean;
+		t->best_at_us = now;
+	}
+	if (mean > 2 * t->best_us + 1000) {
+		t->limit = t->limit / 2 > DELIVER_LIMIT_MIN ? t->limit / 2 : DELIVER_LIMIT_MIN;
+		if (t->limit > d->max_per_target)
+			t->limit = d->max_per_target;
+	} else if (t->round_full) {
+		t->limit = t->limit * 2 < d->max_per_target ? t->limit * 2 : d->max_per_target;
+	}
+	round_begin(t, now);
 }
 
 /* A target with nothing queued or running leaves the ready ring. It is kept
@@ -847,6 +928,7 @@ static void complete(struct deliver *d, struct dreq *r)
 			r->easy = NULL;
 		}
 		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
+		target_adapt(d, t, r);
 	} else if (r->state == DREQ_FINISHED) {
 		dlist_unlink(&d->finished, r);
 	}
@@ -941,6 +1023,7 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 
 	r->res.started_ms = now = clock_wall_ms();
 	r->started_mono_ms = clock_mono_ms();
+	r->started_us = mono_us();
 	snprintf(ts, sizeof(ts), "%" PRId64, now / 1000);
 
 	if (r->secret && sign_signature(r->secret, r->message_id, now / 1000, r->body,
