@@ -806,6 +806,9 @@ static CURL *easy_new(struct deliver *d)
 	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(CURLOPT_PROXY, "");
+	/* No proxy for any host: without it curl reads no_proxy and NO_PROXY
+	 * from the environment on every transfer. */
+	SETOPT(CURLOPT_NOPROXY, "*");
 	SETOPT(CURLOPT_TIMEOUT_MS, d->timeout_ms);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
 	SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);

@@ -329,6 +329,18 @@ static void flush_attempt_log(struct pipeline *p)
 	p->n_attempts = 0;
 }
 
+/* Copies src into dst of size bytes, cut to fit: snprintf("%s") was two
+ * or three per delivery. */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* A successful first attempt goes to the attempt log in the next batch:
  * the success path does not wait for Redis. */
 static void log_success(struct pipeline *p, const struct delivery_job *job,
@@ -339,8 +351,8 @@ static void log_success(struct pipeline *p, const struct delivery_job *job,
 	if (p->n_attempts == PIPELINE_ATTEMPT_BATCH)
 		flush_attempt_log(p);
 	la = &p->attempts[p->n_attempts++];
-	snprintf(la->webhook_id, sizeof(la->webhook_id), "%s", job->webhook_id);
-	snprintf(la->event_id, sizeof(la->event_id), "%s", event_id);
+	copy_cut(la->webhook_id, sizeof(la->webhook_id), job->webhook_id);
+	copy_cut(la->event_id, sizeof(la->event_id), event_id);
 	la->at_ms = res->started_ms;
 	la->status = res->status;
 	la->duration_ms = res->duration_ms;
@@ -736,7 +748,7 @@ static int submit_first(struct pipeline *p, struct inflight_event *ie,
 	job->p = p;
 	job->ie = ie;
 	job->attempt = 1;
-	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	copy_cut(job->webhook_id, sizeof(job->webhook_id), wh->id);
 	sign_message_id(ie->ev.source, ie->ev.id, wh->id, "", job->message_id);
 	if (submit_job(p, job, wh) < 0) {
 		free(job);
@@ -890,7 +902,7 @@ static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook 
 	job->p = p;
 	job->retry = rc;
 	job->attempt = rc->job.attempt;
-	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	copy_cut(job->webhook_id, sizeof(job->webhook_id), wh->id);
 	snprintf(job->message_id, sizeof(job->message_id), "%s", rc->job.message_id);
 	/* Counted before submitting: a saturated target finishes the job
 	 * inside submit_job. */

@@ -36,7 +36,7 @@ static void add_outcome(struct buf *out, const struct store_attempt *a)
 {
 	buf_adds(out, "\"status\":");
 	if (a->status > 0)
-		buf_addf(out, "%ld", a->status);
+		buf_add_int(out, a->status);
 	else
 		buf_adds(out, "null");
 	buf_adds(out, ",\"error\":");
@@ -53,9 +53,12 @@ static void attempt_json(const struct store_attempt *a, const char *at_text,
 	add_json_or_null(out, at_text);
 	buf_adds(out, ",\"eventId\":");
 	add_json_or_null(out, a->event_id);
-	buf_addf(out, ",\"attempt\":%d,", a->attempt);
+	buf_adds(out, ",\"attempt\":");
+	buf_add_int(out, a->attempt);
+	buf_addc(out, ',');
 	add_outcome(out, a);
-	buf_addf(out, ",\"durationMs\":%lld", (long long)a->duration_ms);
+	buf_adds(out, ",\"durationMs\":");
+	buf_add_int(out, a->duration_ms);
 	/* Beyond the contract's fields: what a failing receiver answered. */
 	if (a->response && a->response_len) {
 		buf_adds(out, ",\"responseBody\":");
