@@ -125,6 +125,7 @@ struct target {
 	size_t round_n;
 	int64_t round_sum_us;
 	int round_full;            /* requests waited for a slot in it */
+	int round_timeout;         /* an attempt in it timed out */
 	int64_t best_us;           /* lowest round mean, or 0 before the first */
 	int64_t best_at_us;
 	int64_t idle_since_ms;     /* monotonic; when queue and running last
@@ -412,6 +413,7 @@ static void round_begin(struct target *t, int64_t now_us)
 	t->round_n = 0;
 	t->round_sum_us = 0;
 	t->round_full = 0;
+	t->round_timeout = 0;
 }
 
 /*
@@ -425,11 +427,12 @@ static void round_begin(struct target *t, int64_t now_us)
  * the round (so that a round measures the limit it ran under):
  *   - the round's mean answer time is above twice the target's best round
  *     plus 1 ms: more in flight only made answers wait: halve the limit;
- *   - else, if requests waited for a slot during the round: double it.
+ *   - else, if requests waited for a slot during the round and none timed
+ *     out: double it.
  * The best round is forgotten after DELIVER_BEST_KEEP_US (a target that
  * became slower for good is measured against its new self). A target that
- * does not answer at all keeps its limit until its requests time out, and
- * those rounds halve it.
+ * stops answering keeps its limit until its requests time out; those
+ * rounds never grow it, and halve it when it answered faster before.
  */
 static void target_adapt(struct deliver *d, struct target *t, const struct dreq *r)
 {
@@ -441,6 +444,8 @@ static void target_adapt(struct deliver *d, struct target *t, const struct dreq 
 		return; /* started under an earlier limit */
 	t->round_n++;
 	t->round_sum_us += now - r->started_us;
+	if (r->res.outcome == DELIVER_TIMEOUT)
+		t->round_timeout = 1;
 	if (t->round_n < t->limit)
 		return;
 	mean = t->round_sum_us / (int64_t)t->round_n;
@@ -452,7 +457,7 @@ static void target_adapt(struct deliver *d, struct target *t, const struct dreq 
 		t->limit = t->limit / 2 > DELIVER_LIMIT_MIN ? t->limit / 2 : DELIVER_LIMIT_MIN;
 		if (t->limit > d->max_per_target)
 			t->limit = d->max_per_target;
-	} else if (t->round_full) {
+	} else if (t->round_full && !t->round_timeout) {
 		t->limit = t->limit * 2 < d->max_per_target ? t->limit * 2 : d->max_per_target;
 	}
 	round_begin(t, now);

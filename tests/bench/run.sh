@@ -80,6 +80,10 @@
 #   PW_BENCH_LATENCY_MAX1, _MAX4  the maximum rate (deliveries/s) whose half the
 #                               latency runs offer (default: the fanout runs')
 #   PW_BENCH_SERVICE_ENV        extra VAR=VALUE words for every service instance
+#                               (after the scenario's own, so they win: e.g.
+#                               PROMO_WEBHOOKS_MAX_IN_FLIGHT=256 with the
+#                               callgrind wrapper, so that the slowed service
+#                               never parks)
 #   PW_BENCH_SERVICE_WRAP       a command the service runs under, e.g.
 #                               "valgrind --tool=callgrind --callgrind-out-file=
 #                               /tmp/cg.%p" for instruction counts per delivery
@@ -254,7 +258,7 @@ start_service() {
 		PROMO_WEBHOOKS_RETRY_SCHEDULE= \
 		PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET="$PER_TARGET" \
 		PROMO_WEBHOOKS_RDKAFKA_SESSION_TIMEOUT_MS=6000 \
-		$SERVICE_ENV "$@" $SERVICE_WRAP "$build/promo-webhooks" 2>>"$ss_log" &
+		"$@" $SERVICE_ENV $SERVICE_WRAP "$build/promo-webhooks" 2>>"$ss_log" &
 	SVC_PID=$!
 	PIDS="$PIDS $SVC_PID"
 	wait_for 30 "service $ss_name to start" grep -q '"promo-webhooks started"' "$ss_log"
