@@ -437,6 +437,7 @@ static void round_begin(struct target *t, int64_t now_us)
 static void target_adapt(struct deliver *d, struct target *t, const struct dreq *r)
 {
 	int64_t now = mono_us(), mean;
+	size_t was = t->limit;
 
 	if (t->queue.n)
 		t->round_full = 1;
@@ -460,6 +461,9 @@ static void target_adapt(struct deliver *d, struct target *t, const struct dreq 
 	} else if (t->round_full && !t->round_timeout) {
 		t->limit = t->limit * 2 < d->max_per_target ? t->limit * 2 : d->max_per_target;
 	}
+	if (t->limit != was)
+		log_debug("target limit changed", "target=\"%s\" limit=%zu was=%zu mean_us=%" PRId64
+			  " best_us=%" PRId64, t->key, t->limit, was, mean, t->best_us);
 	round_begin(t, now);
 }
 
