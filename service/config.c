@@ -82,6 +82,8 @@ static const struct config_var config_vars[] = {
 	  FIELD(max_in_flight), 0 },
 	{ PREFIX "MAX_IN_FLIGHT_PER_TARGET", KIND_LONG, "256", 1, 1000000,
 	  FIELD(max_in_flight_per_target), 0 },
+	{ PREFIX "TARGET_IDLE_MS", KIND_LONG, "300000", 100, 86400000,
+	  FIELD(target_idle_ms), 0 },
 	{ PREFIX "SHUTDOWN_GRACE_MS", KIND_LONG, "20000", 0, 3600000,
 	  FIELD(shutdown_grace_ms), 0 },
 	{ PREFIX "CACHE_REFRESH_MS", KIND_LONG, "500", 10, 3600000,

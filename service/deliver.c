@@ -6,7 +6,8 @@
  * A request lives in exactly one place: the FIFO queue of its target
  * (scheme://host:port), the running list (handed to curl), or the finished
  * list (failed before an attempt, reported from the loop). Targets with
- * queued work and a free per-target slot sit in a ring that the start pass
+ * queued work and a free per-target slot (below the target's adaptive
+ * limit, target_adapt) sit in a ring that the start pass
  * serves round-robin, one request per target per turn, while the total cap
  * allows; so a slow target fills only its own slots and never starves the
  * others. The start pass runs once per loop pass from a deferred event,
@@ -47,6 +48,20 @@
 #define DELIVER_KEEP_RESPONSE 1024
 /* Idle easy handles kept for reuse beyond this are cleaned up. */
 #define DELIVER_MAX_FREE_EASY 1024
+/* Header lines of a request: Content-Type, User-Agent, webhook-id,
+ * webhook-timestamp, webhook-signature, Expect. */
+#define DREQ_HEADERS 6
+/* Their text: about 230 bytes with the longest id and signature. */
+#define DREQ_HEADER_TEXT 384
+/* Idle targets are looked for at most this often. */
+#define DELIVER_SWEEP_MAX_MS 60000
+
+/* The adaptive per-target limit (see "Connections per target" at
+ * target_adapt): where it starts, its floor (both capped by
+ * max_per_target), and how long a target's best round counts. */
+#define DELIVER_LIMIT_START 32
+#define DELIVER_LIMIT_MIN 16
+#define DELIVER_BEST_KEEP_US 10000000
 
 enum dreq_state {
 	DREQ_QUEUED,   /* in its target's queue */
@@ -73,14 +88,21 @@ struct dreq {
 	void *arg;
 
 	CURL *easy;                /* while running */
-	struct curl_slist *headers; /* while running */
+	/* The request's header list, built in place (no allocation): curl
+	 * reads it while the transfer runs; HTTPHEADER is cleared before
+	 * the request is freed. */
+	struct curl_slist hdr[DREQ_HEADERS];
+	char hdr_text[DREQ_HEADER_TEXT]; /* the lines hdr points into */
 	char errbuf[CURL_ERROR_SIZE];
 	char refused[160];         /* "" or why the address policy refused */
 	size_t resp_total;         /* response body bytes seen */
 	size_t resp_kept;          /* bytes in resp_head */
-	char resp_head[DELIVER_KEEP_RESPONSE]; /* start of the response body */
+	char *resp_head;           /* NULL, or the start of the response body
+				    * (DELIVER_KEEP_RESPONSE bytes, allocated
+				    * when a body arrives: most have none) */
 	int too_large;             /* the body passed DELIVER_MAX_RESPONSE */
 	int64_t started_mono_ms;
+	int64_t started_us;        /* monotonic, for the target's rounds */
 	int64_t queued_mono_ms;    /* when it was queued */
 	struct deliver_result res;
 };
@@ -97,6 +119,18 @@ struct target {
 	int in_ring;
 	struct dlist queue;        /* waiting, FIFO */
 	size_t running;
+	size_t limit;              /* running allowed now (target_adapt) */
+	/* The current round: answers to requests started since round_start_us. */
+	int64_t round_start_us;
+	size_t round_n;
+	int64_t round_sum_us;
+	int round_full;            /* requests waited for a slot in it */
+	int round_timeout;         /* an attempt in it timed out */
+	int64_t best_us;           /* lowest round mean, or 0 before the first */
+	int64_t best_at_us;
+	int64_t idle_since_ms;     /* monotonic; when queue and running last
+				    * became empty */
+	int dead;                  /* being freed by the idle sweep */
 };
 
 /* One socket curl asked us to watch. */
@@ -110,8 +144,8 @@ struct sockctx {
 
 /* Webhook URLs repeat on every delivery: their target is looked up by the
  * URL string in a direct-mapped cache instead of parsing the URL again
- * (parsing was ~6% of the CPU per delivery). Targets live as long as the
- * deliverer, so the pointers stay valid. */
+ * (parsing was ~6% of the CPU per delivery). The idle sweep clears the
+ * slots of the targets it frees, so the pointers stay valid. */
 #define URL_CACHE_SIZE 4096
 
 struct url_slot {
@@ -125,8 +159,10 @@ struct deliver {
 	CURLSH *share;             /* TLS sessions shared by all handles */
 	struct event *timer;       /* curl's timeout */
 	struct event *kick;        /* deferred: report finished, start queued */
+	struct event *sweep;       /* frees targets idle for target_idle_ms */
 
 	long timeout_ms;
+	int64_t target_idle_ms;
 	size_t max_total;
 	size_t max_per_target;
 	int allow_private;
@@ -141,9 +177,13 @@ struct deliver {
 	struct dlist finished;
 	size_t queued;
 
-	CURL **free_easy;          /* reset handles for reuse */
+	CURL **free_easy;          /* configured handles for reuse (easy_new) */
 	size_t n_free_easy;
 	struct sockctx *socks;     /* every watched socket */
+	struct sockctx *spare_socks; /* unwatched, kept for the next socket
+				      * (linked by next; their events
+				      * allocated) */
+	size_t n_spare_socks;
 };
 
 static int curl_inits; /* curl_global_init calls not yet balanced */
@@ -212,6 +252,7 @@ static void set_result(struct dreq *r, enum deliver_outcome o, const char *err)
 static void dreq_free(struct dreq *r)
 {
 	free(r->body);
+	free(r->resp_head);
 	free(r);
 }
 
@@ -309,6 +350,9 @@ static struct target *target_get(struct deliver *d, const char *key)
 		free(t);
 		return NULL;
 	}
+	t->idle_since_ms = clock_mono_ms();
+	t->limit = DELIVER_LIMIT_START < d->max_per_target ? DELIVER_LIMIT_START
+							   : d->max_per_target;
 	h = hash_key(key) & (d->nbuckets - 1);
 	t->hnext = d->buckets[h];
 	d->buckets[h] = t;
@@ -337,7 +381,7 @@ static void ring_remove(struct deliver *d, struct target *t)
  * everyone already waiting). */
 static void ring_update(struct deliver *d, struct target *t)
 {
-	int eligible = t->queue.n > 0 && t->running < d->max_per_target;
+	int eligible = t->queue.n > 0 && t->running < t->limit;
 
 	if (eligible && !t->in_ring) {
 		t->rnext = NULL;
@@ -353,14 +397,138 @@ static void ring_update(struct deliver *d, struct target *t)
 	}
 }
 
+/* Microseconds since an arbitrary start (CLOCK_MONOTONIC): answers from a
+ * fast target take well under a millisecond. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void round_begin(struct target *t, int64_t now_us)
+{
+	t->round_start_us = now_us;
+	t->round_n = 0;
+	t->round_sum_us = 0;
+	t->round_full = 0;
+	t->round_timeout = 0;
+}
+
+/*
+ * Connections per target: a fast target answers no sooner with 256
+ * requests in flight than with 32 (the answers only wait longer, in the
+ * target or in this loop), and every extra connection is one more socket
+ * for curl and the loop to watch; a slow one (50 ms answers) needs
+ * thousands in flight to be delivered to at speed. So each target's limit
+ * adapts, between DELIVER_LIMIT_MIN and max_per_target, from
+ * DELIVER_LIMIT_START, in rounds of `limit` answers to requests started in
+ * the round (so that a round measures the limit it ran under):
+ *   - the round's mean answer time is above twice the target's best round
+ *     plus 1 ms: more in flight only made answers wait: halve the limit;
+ *   - else, if requests waited for a slot during the round and none timed
+ *     out: double it.
+ * The best round is forgotten after DELIVER_BEST_KEEP_US (a target that
+ * became slower for good is measured against its new self). A target that
+ * stops answering keeps its limit until its requests time out; those
+ * rounds never grow it, and halve it when it answered faster before.
+ */
+static void target_adapt(struct deliver *d, struct target *t, const struct dreq *r)
+{
+	int64_t now = mono_us(), mean;
+	size_t was = t->limit;
+
+	if (t->queue.n)
+		t->round_full = 1;
+	if (r->started_us < t->round_start_us)
+		return; /* started under an earlier limit */
+	t->round_n++;
+	t->round_sum_us += now - r->started_us;
+	if (r->res.outcome == DELIVER_TIMEOUT)
+		t->round_timeout = 1;
+	if (t->round_n < t->limit)
+		return;
+	mean = t->round_sum_us / (int64_t)t->round_n;
+	if (!t->best_us || mean < t->best_us || now - t->best_at_us > DELIVER_BEST_KEEP_US) {
+		t->best_us = mean;
+		t->best_at_us = now;
+	}
+	if (mean > 2 * t->best_us + 1000) {
+		t->limit = t->limit / 2 > DELIVER_LIMIT_MIN ? t->limit / 2 : DELIVER_LIMIT_MIN;
+		if (t->limit > d->max_per_target)
+			t->limit = d->max_per_target;
+	} else if (t->round_full && !t->round_timeout) {
+		t->limit = t->limit * 2 < d->max_per_target ? t->limit * 2 : d->max_per_target;
+	}
+	if (t->limit != was)
+		log_debug("target limit changed", "target=\"%s\" limit=%zu was=%zu mean_us=%" PRId64
+			  " best_us=%" PRId64, t->key, t->limit, was, mean, t->best_us);
+	round_begin(t, now);
+}
+
 /* A target with nothing queued or running leaves the ready ring. It is kept
- * (one small struct per distinct scheme://host:port) because the URL cache
- * points at it; only deliver_cancel_all and deliver_free forget targets. */
+ * while deliveries to it keep coming; the idle sweep (sweep_cb) frees it
+ * once it has been idle for target_idle_ms. */
 static void target_release_if_idle(struct deliver *d, struct target *t)
 {
 	if (t->queue.n || t->running)
 		return;
 	ring_remove(d, t);
+	t->idle_since_ms = clock_mono_ms();
+}
+
+static void target_free(struct target *t)
+{
+	free(t->key);
+	free(t);
+}
+
+/* Frees every target idle for target_idle_ms and the URL cache slots that
+ * point at them: one small struct per scheme://host:port ever seen would
+ * otherwise stay forever. A later delivery creates the target again (its
+ * URL parsed once more); curl's connection cache ages idle connections out
+ * on its own. */
+static void sweep_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct deliver *d = arg;
+	struct target *dead = NULL, *t, **link;
+	int64_t now = clock_mono_ms();
+	size_t i, n = 0;
+
+	(void)fd;
+	(void)events;
+	for (i = 0; i < d->nbuckets; i++) {
+		link = &d->buckets[i];
+		while ((t = *link) != NULL) {
+			if (t->queue.n || t->running || now - t->idle_since_ms < d->target_idle_ms) {
+				link = &t->hnext;
+				continue;
+			}
+			*link = t->hnext;
+			t->dead = 1;
+			t->hnext = dead;
+			dead = t;
+			d->ntargets--;
+			n++;
+		}
+	}
+	if (!dead)
+		return;
+	for (i = 0; i < URL_CACHE_SIZE; i++) {
+		struct url_slot *slot = &d->url_cache[i];
+
+		if (slot->t && slot->t->dead) {
+			free(slot->url);
+			slot->url = NULL;
+			slot->t = NULL;
+		}
+	}
+	while ((t = dead) != NULL) {
+		dead = t->hnext;
+		target_free(t);
+	}
+	log_debug("idle delivery targets freed", "count=%zu left=%zu", n, d->ntargets);
 }
 
 /*
@@ -450,8 +618,10 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct dreq *r = userdata;
 	size_t n = size * nmemb;
 
-	if (r->resp_kept < sizeof(r->resp_head)) {
-		size_t keep = sizeof(r->resp_head) - r->resp_kept;
+	if (!r->resp_head && n > 0)
+		r->resp_head = malloc(DELIVER_KEEP_RESPONSE); /* NULL: not kept */
+	if (r->resp_head && r->resp_kept < DELIVER_KEEP_RESPONSE) {
+		size_t keep = DELIVER_KEEP_RESPONSE - r->resp_kept;
 
 		if (keep > n)
 			keep = n;
@@ -490,16 +660,51 @@ static void sock_event_cb(evutil_socket_t fd, short events, void *arg)
 	process_completions(d);
 }
 
+/* Stops watching sc's socket. A keep-alive connection leaves curl's watch
+ * after every transfer and comes back for the next one, so sc and its
+ * event are kept for reuse instead of freed and allocated again (four
+ * malloc/free per delivery); at most max_total are kept. */
 static void sock_free(struct deliver *d, struct sockctx *sc)
 {
-	event_free(sc->ev);
+	event_del(sc->ev);
 	if (sc->prev)
 		sc->prev->next = sc->next;
 	else
 		d->socks = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
+	if (d->n_spare_socks < d->max_total) {
+		sc->prev = NULL;
+		sc->next = d->spare_socks;
+		d->spare_socks = sc;
+		d->n_spare_socks++;
+		return;
+	}
+	event_free(sc->ev);
 	free(sc);
+}
+
+static struct sockctx *sock_new(struct deliver *d, curl_socket_t s)
+{
+	struct sockctx *sc = d->spare_socks;
+
+	if (sc) {
+		struct event *ev = sc->ev; /* not pending: sock_free deleted it */
+
+		d->spare_socks = sc->next;
+		d->n_spare_socks--;
+		memset(sc, 0, sizeof(*sc));
+		sc->ev = ev;
+		return sc;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (sc)
+		sc->ev = event_new(d->base, s, 0, sock_event_cb, sc);
+	if (sc && !sc->ev) {
+		free(sc);
+		return NULL;
+	}
+	return sc;
 }
 
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -517,11 +722,8 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 		return 0;
 	}
 	if (!sc) {
-		sc = calloc(1, sizeof(*sc));
-		if (sc)
-			sc->ev = event_new(d->base, s, 0, sock_event_cb, sc);
-		if (!sc || !sc->ev) {
-			free(sc);
+		sc = sock_new(d, s);
+		if (!sc) {
 			log_error("cannot watch a delivery socket", "error=\"%s\"",
 				  "out of memory");
 			return -1;
@@ -588,21 +790,69 @@ static void timer_event_cb(evutil_socket_t fd, short events, void *arg)
 
 /* ---- attempts -------------------------------------------------------- */
 
+#define SETOPT(opt, val)                                                       \
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(easy, opt, val);                 \
+	} while (0)
+
+/*
+ * A handle with the options every delivery shares, set once: handles go
+ * back to the pool without curl_easy_reset, so a transfer sets only what
+ * differs per request (attempt_start). Resetting and setting every option
+ * again (the string ones are copied and parsed) was ~5% of the CPU per
+ * delivery.
+ */
+static CURL *easy_new(struct deliver *d)
+{
+	CURL *easy = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+
+	if (!easy)
+		return NULL;
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_PROXY, "");
+	/* No proxy for any host: without it curl reads no_proxy and NO_PROXY
+	 * from the environment on every transfer. */
+	SETOPT(CURLOPT_NOPROXY, "*");
+	SETOPT(CURLOPT_TIMEOUT_MS, d->timeout_ms);
+	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_SHARE, d->share);
+	if (rc != CURLE_OK) {
+		log_error("cannot configure a curl handle", "error=\"%s\"",
+			  curl_easy_strerror(rc));
+		curl_easy_cleanup(easy);
+		return NULL;
+	}
+	return easy;
+}
+
 static CURL *easy_get(struct deliver *d)
 {
 	if (d->n_free_easy)
 		return d->free_easy[--d->n_free_easy];
-	return curl_easy_init();
+	return easy_new(d);
 }
 
+/* Takes a handle back; its per-request pointers are cleared so that
+ * nothing in it points at a freed request. */
 static void easy_put(struct deliver *d, CURL *easy)
 {
-	if (d->n_free_easy < d->max_total && d->n_free_easy < DELIVER_MAX_FREE_EASY) {
-		curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, NULL);
+	if (d->n_free_easy < d->max_total && d->n_free_easy < DELIVER_MAX_FREE_EASY)
 		d->free_easy[d->n_free_easy++] = easy;
-	} else {
+	else
 		curl_easy_cleanup(easy);
-	}
 }
 
 static enum deliver_outcome outcome_of(CURLcode code)
@@ -686,13 +936,11 @@ static void complete(struct deliver *d, struct dreq *r)
 		dlist_unlink(&d->running, r);
 		t->running--;
 		if (r->easy) {
-			curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
 			easy_put(d, r->easy);
 			r->easy = NULL;
 		}
-		curl_slist_free_all(r->headers);
-		r->headers = NULL;
 		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
+		target_adapt(d, t, r);
 	} else if (r->state == DREQ_FINISHED) {
 		dlist_unlink(&d->finished, r);
 	}
@@ -738,29 +986,39 @@ static void process_completions(struct deliver *d)
 	}
 }
 
-static int header_add(struct curl_slist **list, const char *name, const char *value)
+/* Appends "name: value" (or "name:" when value is NULL) to r's header
+ * list, in r's own storage. -1 when it does not fit or value holds a line
+ * break. */
+static int header_add(struct dreq *r, size_t *n, size_t *used, const char *name,
+		      const char *value)
 {
-	char line[512];
-	struct curl_slist *l;
-	size_t i;
+	char *line = r->hdr_text + *used;
+	size_t room = sizeof(r->hdr_text) - *used;
+	size_t nlen = strlen(name), vlen = value ? strlen(value) : 0, i;
 
-	for (i = 0; value[i]; i++)
+	for (i = 0; i < vlen; i++)
 		if (value[i] == '\r' || value[i] == '\n')
 			return -1;
-	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+	/* "name:" [" " value] NUL, without a printf per header. */
+	if (*n == DREQ_HEADERS || nlen + 1 + (value ? 1 + vlen : 0) + 1 > room)
 		return -1;
-	l = curl_slist_append(*list, line);
-	if (!l)
-		return -1;
-	*list = l;
+	memcpy(line, name, nlen);
+	line[nlen] = ':';
+	i = nlen + 1;
+	if (value) {
+		line[i++] = ' ';
+		memcpy(line + i, value, vlen);
+		i += vlen;
+	}
+	line[i] = '\0';
+	*used += i + 1;
+	r->hdr[*n].data = line;
+	r->hdr[*n].next = NULL;
+	if (*n > 0)
+		r->hdr[*n - 1].next = &r->hdr[*n];
+	(*n)++;
 	return 0;
 }
-
-#define SETOPT(opt, val)                                                       \
-	do {                                                                   \
-		if (rc == CURLE_OK)                                            \
-			rc = curl_easy_setopt(easy, opt, val);                 \
-	} while (0)
 
 /*
  * Hands r to curl. On failure returns -1 with r->res set; r is then not
@@ -769,7 +1027,7 @@ static int header_add(struct curl_slist **list, const char *name, const char *va
 static int attempt_start(struct deliver *d, struct dreq *r)
 {
 	char ts[24], sig[SIGN_SIGNATURE_LEN];
-	struct curl_slist *h = NULL;
+	size_t nh = 0, used = 0;
 	CURLcode rc = CURLE_OK;
 	CURLMcode mc;
 	int64_t now;
@@ -777,6 +1035,7 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 
 	r->res.started_ms = now = clock_wall_ms();
 	r->started_mono_ms = clock_mono_ms();
+	r->started_us = mono_us();
 	snprintf(ts, sizeof(ts), "%" PRId64, now / 1000);
 
 	if (r->secret && sign_signature(r->secret, r->message_id, now / 1000, r->body,
@@ -784,57 +1043,42 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 		set_result(r, DELIVER_OTHER, "malformed webhook secret");
 		return -1;
 	}
-	if (header_add(&h, "Content-Type", r->content_type) < 0 ||
-	    header_add(&h, "User-Agent", "promo-webhooks/" PW_VERSION) < 0 ||
-	    header_add(&h, "webhook-id", r->message_id) < 0 ||
-	    header_add(&h, "webhook-timestamp", ts) < 0 ||
-	    (r->secret && header_add(&h, "webhook-signature", sig) < 0) ||
-	    !(h = curl_slist_append(h, "Expect:"))) {
-		curl_slist_free_all(h);
+	if (header_add(r, &nh, &used, "Content-Type", r->content_type) < 0 ||
+	    header_add(r, &nh, &used, "User-Agent", "promo-webhooks/" PW_VERSION) < 0 ||
+	    header_add(r, &nh, &used, "webhook-id", r->message_id) < 0 ||
+	    header_add(r, &nh, &used, "webhook-timestamp", ts) < 0 ||
+	    (r->secret && header_add(r, &nh, &used, "webhook-signature", sig) < 0) ||
+	    header_add(r, &nh, &used, "Expect", NULL) < 0) {
 		set_result(r, DELIVER_OTHER, "cannot build request headers");
 		return -1;
 	}
 	easy = easy_get(d);
 	if (!easy) {
-		curl_slist_free_all(h);
 		set_result(r, DELIVER_OTHER, "out of memory");
 		return -1;
 	}
+	/* Only what differs per request; the rest was set by easy_new. */
 	r->errbuf[0] = '\0';
 	SETOPT(CURLOPT_URL, r->url);
 	SETOPT(CURLOPT_PRIVATE, (char *)r);
 	SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-	SETOPT(CURLOPT_NOSIGNAL, 1L);
-	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-	SETOPT(CURLOPT_PROXY, "");
-	SETOPT(CURLOPT_TIMEOUT_MS, d->timeout_ms);
 	SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
 	SETOPT(CURLOPT_POSTFIELDS, r->body ? r->body : "");
-	SETOPT(CURLOPT_HTTPHEADER, h);
-	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(CURLOPT_HTTPHEADER, &r->hdr[0]);
 	SETOPT(CURLOPT_WRITEDATA, r);
-	SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
 	SETOPT(CURLOPT_OPENSOCKETDATA, r);
-	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_SHARE, d->share);
 	if (rc != CURLE_OK) {
-		curl_slist_free_all(h);
 		easy_put(d, easy);
 		set_result(r, DELIVER_OTHER, curl_easy_strerror(rc));
 		return -1;
 	}
 	mc = curl_multi_add_handle(d->multi, easy);
 	if (mc != CURLM_OK) {
-		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
-		curl_slist_free_all(h);
 		easy_put(d, easy);
 		set_result(r, DELIVER_OTHER, curl_multi_strerror(mc));
 		return -1;
 	}
 	r->easy = easy;
-	r->headers = h;
 	r->state = DREQ_RUNNING;
 	dlist_push(&d->running, r);
 	if (r->started)
@@ -904,6 +1148,7 @@ struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 				    ? (size_t)cfg->max_in_flight_per_target
 				    : 256;
 	d->allow_private = cfg->allow_private_targets;
+	d->target_idle_ms = cfg->target_idle_ms > 0 ? cfg->target_idle_ms : 300000;
 	d->free_easy = calloc(d->max_total < DELIVER_MAX_FREE_EASY ? d->max_total
 								    : DELIVER_MAX_FREE_EASY,
 			      sizeof(*d->free_easy));
@@ -912,8 +1157,9 @@ struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 	d->share = curl_share_init();
 	d->timer = evtimer_new(base, timer_event_cb, d);
 	d->kick = event_new(base, -1, 0, kick_cb, d);
+	d->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, d);
 	if (!d->free_easy || !d->url_cache || !d->multi || !d->share || !d->timer ||
-	    !d->kick) {
+	    !d->kick || !d->sweep) {
 		snprintf(err, errlen, "out of memory");
 		deliver_free(d);
 		return NULL;
@@ -941,6 +1187,17 @@ struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 		deliver_free(d);
 		return NULL;
 	}
+	{
+		int64_t every = d->target_idle_ms < DELIVER_SWEEP_MAX_MS ? d->target_idle_ms
+									: DELIVER_SWEEP_MAX_MS;
+		struct timeval tv = { (time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000 };
+
+		if (event_add(d->sweep, &tv) < 0) {
+			snprintf(err, errlen, "cannot arm the idle target sweep");
+			deliver_free(d);
+			return NULL;
+		}
+	}
 	return d;
 }
 
@@ -955,6 +1212,13 @@ void deliver_free(struct deliver *d)
 		curl_multi_cleanup(d->multi);
 	while (d->socks)
 		sock_free(d, d->socks);
+	while (d->spare_socks) {
+		struct sockctx *sc = d->spare_socks;
+
+		d->spare_socks = sc->next;
+		event_free(sc->ev);
+		free(sc);
+	}
 	for (i = 0; i < d->n_free_easy; i++)
 		curl_easy_cleanup(d->free_easy[i]);
 	free(d->free_easy);
@@ -965,8 +1229,7 @@ void deliver_free(struct deliver *d)
 
 		for (t = d->buckets[i]; t; t = next) {
 			next = t->hnext;
-			free(t->key);
-			free(t);
+			target_free(t);
 		}
 	}
 	free(d->buckets);
@@ -979,6 +1242,8 @@ void deliver_free(struct deliver *d)
 		event_free(d->timer);
 	if (d->kick)
 		event_free(d->kick);
+	if (d->sweep)
+		event_free(d->sweep);
 	free(d);
 	if (curl_inits > 0) {
 		curl_inits--;
@@ -1075,6 +1340,11 @@ size_t deliver_pending(const struct deliver *d)
 	return d->queued + d->running.n + d->finished.n;
 }
 
+size_t deliver_targets(const struct deliver *d)
+{
+	return d->ntargets;
+}
+
 void deliver_cancel_all(struct deliver *d)
 {
 	struct dlist all = { NULL, NULL, 0 };
@@ -1085,11 +1355,8 @@ void deliver_cancel_all(struct deliver *d)
 	while ((r = d->running.head) != NULL) {
 		dlist_unlink(&d->running, r);
 		curl_multi_remove_handle(d->multi, r->easy);
-		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
 		easy_put(d, r->easy);
 		r->easy = NULL;
-		curl_slist_free_all(r->headers);
-		r->headers = NULL;
 		r->t->running--;
 		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
 		set_result(r, DELIVER_CANCELLED, "cancelled at shutdown");
@@ -1119,8 +1386,7 @@ void deliver_cancel_all(struct deliver *d)
 
 		for (t = d->buckets[i]; t; t = next) {
 			next = t->hnext;
-			free(t->key);
-			free(t);
+			target_free(t);
 		}
 		d->buckets[i] = NULL;
 	}

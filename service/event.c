@@ -211,6 +211,15 @@ int event_parse_time(const char *s, size_t len, int64_t *ms)
 	return 0;
 }
 
+/* Writes v as exactly n decimal digits (zero-padded) at p. */
+static void put_digits(char *p, unsigned v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void event_format_time(int64_t ms, char *out, size_t outlen)
 {
 	int64_t days, rem, year;
@@ -223,6 +232,25 @@ void event_format_time(int64_t ms, char *out, size_t outlen)
 		days--;
 	}
 	civil_from_days(days, &year, &mon, &day);
+	/* Without printf in the common case: it runs once per logged attempt. */
+	if (year >= 0 && year <= 9999 && outlen >= 25) {
+		put_digits(out, (unsigned)year, 4);
+		out[4] = '-';
+		put_digits(out + 5, (unsigned)mon, 2);
+		out[7] = '-';
+		put_digits(out + 8, (unsigned)day, 2);
+		out[10] = 'T';
+		put_digits(out + 11, (unsigned)(rem / 3600000), 2);
+		out[13] = ':';
+		put_digits(out + 14, (unsigned)(rem / 60000 % 60), 2);
+		out[16] = ':';
+		put_digits(out + 17, (unsigned)(rem / 1000 % 60), 2);
+		out[19] = '.';
+		put_digits(out + 20, (unsigned)(rem % 1000), 3);
+		out[23] = 'Z';
+		out[24] = '\0';
+		return;
+	}
 	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
 		 (long long)year, mon, day, (int)(rem / 3600000),
 		 (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),

@@ -979,19 +979,46 @@ static int conf_passthrough(rd_kafka_conf_t *conf, const struct config *cfg,
 	return 0;
 }
 
+/*
+ * librdkafka's prefetch, sized from the in-flight bound instead of its
+ * default (64 MiB queued, and a fetch response of up to 50 MiB): the
+ * prefetch only has to cover the events the service may take next,
+ * KAFKA_PREFETCH_KB_PER KiB per in-flight slot, between KAFKA_PREFETCH_KB_MIN
+ * and 64 MiB. librdkafka caps fetch.max.bytes at the same size on its own
+ * (but never below message.max.bytes). PROMO_WEBHOOKS_RDKAFKA_QUEUED_MAX_
+ * MESSAGES_KBYTES / _FETCH_MAX_BYTES override both (applied after). README,
+ * "Backpressure", has the memory bound.
+ */
+#define KAFKA_PREFETCH_KB_PER 1
+#define KAFKA_PREFETCH_KB_MIN 2048
+#define KAFKA_PREFETCH_KB_MAX 65536
+
+static long prefetch_kbytes(const struct config *cfg)
+{
+	long kb = cfg->max_in_flight > 0 ? cfg->max_in_flight * KAFKA_PREFETCH_KB_PER : 0;
+
+	if (kb < KAFKA_PREFETCH_KB_MIN)
+		kb = KAFKA_PREFETCH_KB_MIN;
+	if (kb > KAFKA_PREFETCH_KB_MAX)
+		kb = KAFKA_PREFETCH_KB_MAX;
+	return kb;
+}
+
 static rd_kafka_t *consumer_new(struct kafka *k, const struct config *cfg, char *err,
 				size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char why[512];
+	char why[512], queued_kb[24];
 	rd_kafka_t *rk;
 
 	if (!conf) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	snprintf(queued_kb, sizeof(queued_kb), "%ld", prefetch_kbytes(cfg));
 	if (conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen) < 0 ||
 	    conf_set(conf, "group.id", cfg->kafka_group, err, errlen) < 0 ||
+	    conf_set(conf, "queued.max.messages.kbytes", queued_kb, err, errlen) < 0 ||
 	    conf_set(conf, "client.id", "promo-webhooks", err, errlen) < 0 ||
 	    conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
 	    conf_set(conf, "enable.auto.commit", "true", err, errlen) < 0 ||

@@ -61,8 +61,11 @@
 #define PIPELINE_RETRY_LEASE_MARGIN_MS 30000
 /* Recording a failure in Redis is retried with this backoff cap. */
 #define PIPELINE_RECORD_MAX_BACKOFF_MS 5000
-/* Successful first attempts are logged to Redis in batches of this size. */
-#define PIPELINE_ATTEMPT_BATCH 256
+/* Successful first attempts are logged to Redis every tick, or sooner when
+ * this many wait: the store coalesces them per webhook (a busy webhook's
+ * successes become one write of its newest 100), so the larger the batch,
+ * the less Redis works per delivery. */
+#define PIPELINE_ATTEMPT_BATCH 2048
 #define PIPELINE_EVENT_ID_MAX 128
 /* A first attempt whose target already has this many times its running
  * bound waiting is parked in Redis as a retry job due after
@@ -159,6 +162,7 @@ struct pipeline {
 	int counting;           /* a store_counts is in flight */
 	struct noticerelay *notices; /* the notice outbox's relay */
 	struct logged_attempt attempts[PIPELINE_ATTEMPT_BATCH];
+	struct store_attempt attempt_batch[PIPELINE_ATTEMPT_BATCH]; /* flush scratch */
 	size_t n_attempts;
 	struct buf body;        /* render scratch, reused per delivery */
 	struct buf scratch;     /* retry job encoding */
@@ -306,7 +310,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 
 static void flush_attempt_log(struct pipeline *p)
 {
-	struct store_attempt batch[PIPELINE_ATTEMPT_BATCH];
+	struct store_attempt *batch = p->attempt_batch;
 	size_t i;
 
 	for (i = 0; i < p->n_attempts; i++) {
@@ -325,6 +329,18 @@ static void flush_attempt_log(struct pipeline *p)
 	p->n_attempts = 0;
 }
 
+/* Copies src into dst of size bytes, cut to fit: snprintf("%s") was two
+ * or three per delivery. */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* A successful first attempt goes to the attempt log in the next batch:
  * the success path does not wait for Redis. */
 static void log_success(struct pipeline *p, const struct delivery_job *job,
@@ -335,8 +351,8 @@ static void log_success(struct pipeline *p, const struct delivery_job *job,
 	if (p->n_attempts == PIPELINE_ATTEMPT_BATCH)
 		flush_attempt_log(p);
 	la = &p->attempts[p->n_attempts++];
-	snprintf(la->webhook_id, sizeof(la->webhook_id), "%s", job->webhook_id);
-	snprintf(la->event_id, sizeof(la->event_id), "%s", event_id);
+	copy_cut(la->webhook_id, sizeof(la->webhook_id), job->webhook_id);
+	copy_cut(la->event_id, sizeof(la->event_id), event_id);
 	la->at_ms = res->started_ms;
 	la->status = res->status;
 	la->duration_ms = res->duration_ms;
@@ -685,7 +701,14 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 		record_failure(job);
 		return 0;
 	}
-	body = buf_detach(&p->body, &body_len);
+	/* One allocation of the exact size; the render buffer keeps its
+	 * capacity for the next delivery (detaching it cost two or three
+	 * reallocs per delivery as it grew again). */
+	body_len = p->body.len;
+	body = malloc(body_len ? body_len : 1);
+	if (!body)
+		return -1;
+	memcpy(body, buf_str(&p->body), body_len);
 
 	memset(&req, 0, sizeof(req));
 	req.target = wh->target;
@@ -725,7 +748,7 @@ static int submit_first(struct pipeline *p, struct inflight_event *ie,
 	job->p = p;
 	job->ie = ie;
 	job->attempt = 1;
-	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	copy_cut(job->webhook_id, sizeof(job->webhook_id), wh->id);
 	sign_message_id(ie->ev.source, ie->ev.id, wh->id, "", job->message_id);
 	if (submit_job(p, job, wh) < 0) {
 		free(job);
@@ -880,7 +903,7 @@ static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook 
 	job->p = p;
 	job->retry = rc;
 	job->attempt = rc->job.attempt;
-	snprintf(job->webhook_id, sizeof(job->webhook_id), "%s", wh->id);
+	copy_cut(job->webhook_id, sizeof(job->webhook_id), wh->id);
 	snprintf(job->message_id, sizeof(job->message_id), "%s", rc->job.message_id);
 	/* Counted before submitting: a saturated target finishes the job
 	 * inside submit_job. */
@@ -1131,6 +1154,7 @@ static void begin_close(struct pipeline *p)
 	p->state = PIPELINE_CLOSING;
 	if (p->grace_timer)
 		event_del(p->grace_timer);
+	flush_attempt_log(p); /* the last successes, while Redis is there */
 	log_info("leaving the consumer group", "%s", "");
 	kafka_close(p->kafka);
 }

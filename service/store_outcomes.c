@@ -19,7 +19,7 @@
 #define ENTRY_MAX ((size_t)4 << 20) /* the link's cap on one command */
 #define ATTEMPTS_KEEP 100        /* entries of an attempt log */
 #define ATTEMPTS_TTL_MS ((int64_t)30 * 86400 * 1000) /* an idle log's life */
-#define LOG_BATCH_MAX 256        /* attempts in one store_log_attempts EVAL */
+#define LOG_BATCH_MAX 256        /* entries in one log_attempts EVAL */
 #define CLAIM_MAX 1000           /* retries or notices in one claim */
 
 static void add_json_or_null(struct buf *out, const char *s)
@@ -36,7 +36,7 @@ static void add_outcome(struct buf *out, const struct store_attempt *a)
 {
 	buf_adds(out, "\"status\":");
 	if (a->status > 0)
-		buf_addf(out, "%ld", a->status);
+		buf_add_int(out, a->status);
 	else
 		buf_adds(out, "null");
 	buf_adds(out, ",\"error\":");
@@ -53,9 +53,12 @@ static void attempt_json(const struct store_attempt *a, const char *at_text,
 	add_json_or_null(out, at_text);
 	buf_adds(out, ",\"eventId\":");
 	add_json_or_null(out, a->event_id);
-	buf_addf(out, ",\"attempt\":%d,", a->attempt);
+	buf_adds(out, ",\"attempt\":");
+	buf_add_int(out, a->attempt);
+	buf_addc(out, ',');
 	add_outcome(out, a);
-	buf_addf(out, ",\"durationMs\":%lld", (long long)a->duration_ms);
+	buf_adds(out, ",\"durationMs\":");
+	buf_add_int(out, a->duration_ms);
 	/* Beyond the contract's fields: what a failing receiver answered. */
 	if (a->response && a->response_len) {
 		buf_adds(out, ",\"responseBody\":");
@@ -440,55 +443,122 @@ int store_record_test(struct store *st, const struct store_attempt *a,
 
 /* ---- the attempt log ---- */
 
-/* Sends one batch (n <= LOG_BATCH_MAX) without waiting for its answer.
- * Returns 0, or -1 when it could not be sent. */
-static int log_batch(struct store *st, const struct store_attempt *a, size_t n)
+/*
+ * Successes are coalesced per webhook before they are written: an attempt
+ * log keeps only its newest ATTEMPTS_KEEP entries, so of a busy webhook's
+ * successes in one call only the newest ATTEMPTS_KEEP are sent, and they
+ * go in one LPUSH (one existence check, one LTRIM, one PEXPIRE per webhook
+ * instead of per entry). The entries dropped here are those the LTRIM
+ * would have removed.
+ */
+struct log_entry {
+	const struct store_attempt *a;
+	size_t pos; /* in the caller's array: the order of completion */
+};
+
+/* By webhook id, then oldest first. */
+static int log_entry_cmp(const void *x, const void *y)
+{
+	const struct log_entry *l = x, *r = y;
+	int c = strcmp(l->a->webhook_id, r->a->webhook_id);
+
+	if (c)
+		return c;
+	return l->pos < r->pos ? -1 : l->pos > r->pos;
+}
+
+/* One webhook's entries to write: e[from .. from + n), oldest first. */
+struct log_group {
+	size_t from, n;
+};
+
+/* Sends the groups g[0..ng) in one EVALSHA without waiting for its answer
+ * (keys first, then the arguments). Returns 0, or -1 when it could not be
+ * sent. */
+static int log_send(struct store *st, const struct log_entry *e,
+		    const struct log_group *g, size_t ng, struct buf *entry)
 {
 	struct rlink_cmd *cmd = rlink_cmd_new("log_attempts", &lua_log_attempts);
-	struct buf entry;
 	char ts[32];
-	size_t i;
+	size_t i, j;
 
 	if (!cmd)
 		return -1;
 	rlink_cmd_key(cmd, STORE_KEY("webhooks"), NULL);
-	for (i = 0; i < n; i++)
-		rlink_cmd_key(cmd, STORE_KEY("attempts:"), a[i].webhook_id, NULL);
+	for (i = 0; i < ng; i++)
+		rlink_cmd_key(cmd, STORE_KEY("attempts:"), e[g[i].from].a->webhook_id, NULL);
 	rlink_cmd_argnum(cmd, ATTEMPTS_TTL_MS);
 	rlink_cmd_argnum(cmd, ATTEMPTS_KEEP);
-	buf_init(&entry, ENTRY_MAX);
-	for (i = 0; i < n; i++) {
-		rlink_cmd_args(cmd, a[i].webhook_id);
-		event_format_time(a[i].at_ms, ts, sizeof(ts));
-		buf_reset(&entry);
-		attempt_json(&a[i], ts, &entry);
-		store_arg_buf(cmd, &entry);
+	for (i = 0; i < ng; i++) {
+		rlink_cmd_args(cmd, e[g[i].from].a->webhook_id);
+		rlink_cmd_argnum(cmd, (int64_t)g[i].n);
+		for (j = g[i].from; j < g[i].from + g[i].n; j++) {
+			event_format_time(e[j].a->at_ms, ts, sizeof(ts));
+			buf_reset(entry);
+			attempt_json(e[j].a, ts, entry);
+			store_arg_buf(cmd, entry);
+		}
 	}
-	buf_release(&entry);
 	return rlink_send(store_link(st), cmd);
 }
 
 void store_log_attempts(struct store *st, const struct store_attempt *a,
 			size_t n)
 {
-	size_t done = 0, chunk, i;
+	struct log_entry *e = NULL;
+	struct log_group *g = NULL;
+	struct buf entry;
+	size_t i, m = 0, ng = 0, first = 0, in_cmd = 0, sent = 0, end;
 
 	/* A success path must not wait: without a connection the entries
 	 * are dropped, not queued. */
-	while (done < n) {
-		chunk = n - done < LOG_BATCH_MAX ? n - done : LOG_BATCH_MAX;
-		for (i = done; i < done + chunk; i++) {
-			if (!a[i].webhook_id)
-				break;
-		}
-		if (i < done + chunk || !store_is_ready(st) ||
-		    log_batch(st, a + done, chunk) < 0) {
-			log_debug("attempt log entries dropped", "count=%zu",
-				  n - done);
-			return;
-		}
-		done += chunk;
+	if (n == 0)
+		return;
+	if (store_is_ready(st)) {
+		e = malloc(n * sizeof(*e));
+		g = malloc(n * sizeof(*g));
 	}
+	if (!e || !g) {
+		log_debug("attempt log entries dropped", "count=%zu", n);
+		free(e);
+		free(g);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (a[i].webhook_id) {
+			e[m].a = &a[i];
+			e[m].pos = i;
+			m++;
+		}
+	}
+	qsort(e, m, sizeof(*e), log_entry_cmp);
+	/* Each webhook's newest ATTEMPTS_KEEP. */
+	for (i = 0; i < m; i = end) {
+		for (end = i + 1; end < m; end++)
+			if (strcmp(e[end].a->webhook_id, e[i].a->webhook_id) != 0)
+				break;
+		g[ng].from = end - i > ATTEMPTS_KEEP ? end - ATTEMPTS_KEEP : i;
+		g[ng].n = end - g[ng].from;
+		ng++;
+	}
+	/* Whole groups, up to LOG_BATCH_MAX entries per call. */
+	buf_init(&entry, ENTRY_MAX);
+	for (i = 0; i <= ng; i++) {
+		if (i > first && (i == ng || in_cmd + g[i].n > LOG_BATCH_MAX)) {
+			if (log_send(st, e, g + first, i - first, &entry) < 0)
+				break;
+			sent += in_cmd;
+			first = i;
+			in_cmd = 0;
+		}
+		if (i < ng)
+			in_cmd += g[i].n;
+	}
+	buf_release(&entry);
+	if (sent < m)
+		log_debug("attempt log entries not sent", "count=%zu", m - sent);
+	free(e);
+	free(g);
 }
 
 struct attempts_ctx {

@@ -73,6 +73,8 @@ struct config {
 	/* The project's own additions (same prefix): */
 	long max_in_flight;         /* PROMO_WEBHOOKS_MAX_IN_FLIGHT (4096) */
 	long max_in_flight_per_target; /* PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET (256) */
+	long target_idle_ms;        /* PROMO_WEBHOOKS_TARGET_IDLE_MS (300000): a
+				     * delivery target idle this long is freed */
 	long shutdown_grace_ms;     /* PROMO_WEBHOOKS_SHUTDOWN_GRACE_MS (20000) */
 	long cache_refresh_ms;      /* PROMO_WEBHOOKS_CACHE_REFRESH_MS (500) */
 	enum log_level log_level;   /* PROMO_WEBHOOKS_LOG_LEVEL (info) */

@@ -84,6 +84,11 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 /* Requests submitted and not yet completed (queued or running). */
 size_t deliver_pending(const struct deliver *d);
 
+/* Delivery targets (scheme://host:port) currently known. A target idle
+ * (nothing queued or running) for PROMO_WEBHOOKS_TARGET_IDLE_MS is freed;
+ * a later delivery to it creates it again. */
+size_t deliver_targets(const struct deliver *d);
+
 /*
  * Whether url is a target this module can deliver to, by the parser every
  * delivery uses (curl's URL API): an absolute http or https URL with a host

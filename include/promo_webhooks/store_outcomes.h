@@ -167,10 +167,12 @@ int store_record_test(struct store *st, const struct store_attempt *a,
 
 /*
  * Appends successful first attempts to their attempt logs, best effort and
- * without a reply per attempt (one EVALSHA per 256 attempts, no callback):
- * the success path of a delivery does not wait for Redis. While the
- * connection is down the entries are dropped, not queued. Deleted
- * webhooks' entries are skipped.
+ * without a reply (no callback): the success path of a delivery does not
+ * wait for Redis. a[] is in the order the attempts ended. Coalesced per
+ * webhook: only each webhook's newest 100 entries of the call are written
+ * (the log keeps no more), in one LPUSH per webhook, up to 256 entries per
+ * EVALSHA. While the connection is down the entries are dropped, not
+ * queued. Deleted webhooks' entries are skipped.
  */
 void store_log_attempts(struct store *st, const struct store_attempt *a,
 			size_t n);

@@ -2,7 +2,7 @@
 # tests/bench/run.sh: the throughput benchmark of promo-webhooks (issue 7).
 # Not part of the CTest run.
 #
-#   sh tests/bench/run.sh                  the full run (about 6 minutes)
+#   sh tests/bench/run.sh                  the full run (about 12 minutes)
 #   PW_BENCH_QUICK=1 sh tests/bench/run.sh a quick run with small sizes
 #
 # On one machine it builds the service (Release), starts Kafka and Redis
@@ -10,15 +10,22 @@
 # epoll, one thread) and the service, registers webhooks through the admin
 # API, and measures, each scenario with a fresh service and consumer group:
 #
-#   fanout1, fanout4  a preloaded backlog (PW_BENCH_EVENTS events, >= 200,000
+#   fanout1, fanout4  a preloaded backlog (PW_BENCH_EVENTS events, 150,000
 #                     by default) delivered with 1 and 4 webhooks per event:
 #                     deliveries/s (steady: between 5% and 95% of the backlog
 #                     as the receiver saw it), the service's peak resident
-#                     memory (VmHWM), CPU seconds per 1,000 deliveries,
-#                     Redis commands per 1,000 deliveries; and THE LIMIT: the
+#                     memory (VmHWM), CPU per delivery, Redis commands and
+#                     Redis CPU per 1,000 deliveries; and THE LIMIT: the
 #                     same receiver driven by pw-bench-curl-limit (a minimal
-#                     libcurl multi client, both its poll and its socket loop,
-#                     the better counts) with the same body and concurrency.
+#                     libcurl multi client) with the same body, at its BEST:
+#                     both its poll and its socket loop at each of
+#                     PW_BENCH_LIMIT_CONCURRENCY in flight, all printed, the
+#                     best counts.
+#   nginx1, nginx4    the same backlogs against Debian's nginx (one worker,
+#                     `return 204`, keep-alive, no access log; started by
+#                     this script on loopback with its own config under the
+#                     state directory), its rate from stub_status; the limit
+#                     swept against nginx the same way.
 #   latency1, latency4  events produced at a steady half of the fan-out's
 #                     maximum rate, each stamped with its send time; the
 #                     receiver computes event-to-delivery latency p50/p99/max.
@@ -47,7 +54,8 @@
 #
 # Sizes and knobs (environment):
 #   PW_BENCH_QUICK=1            small sizes, short windows
-#   PW_BENCH_EVENTS             backlog events of fanout1/fanout4 (200000)
+#   PW_BENCH_EVENTS             backlog events of fanout1/fanout4 and
+#                               nginx1/nginx4 (150000)
 #   PW_BENCH_SLOW_EVENTS        events of the slow run (100000)
 #   PW_BENCH_ISO_EVENTS         events of each isolation run, at least
 #                               (PW_BENCH_EVENTS; more when the fanout1 rate
@@ -63,14 +71,26 @@
 #                               in flight at rates this machine can reach)
 #   PW_BENCH_SLOW_TARGETS       targets (and webhooks per event) of it (4)
 #   PW_BENCH_SLOW_PER_TARGET    in flight per target there (640: 2,560 in all)
-#   PW_BENCH_LIMIT_SECONDS      measuring time of each limit run (5)
+#   PW_BENCH_LIMIT_SECONDS      measuring time of each limit run (4)
+#   PW_BENCH_LIMIT_CONCURRENCY  in flight of the limit sweep ("16 32 64 128 256")
 #   PW_BENCH_LATENCY_SECONDS    measuring time of each latency run (15)
 #   PW_BENCH_ISO_SECONDS        measuring window of each isolation run (10)
-#   PW_BENCH_SCENARIOS          subset, e.g. "fanout1 fanout4 latency slow
-#                               isolation scaleout" (all)
+#   PW_BENCH_SCENARIOS          subset, e.g. "fanout1 fanout4 nginx1 nginx4
+#                               latency slow isolation scaleout" (all)
 #   PW_BENCH_LATENCY_MAX1, _MAX4  the maximum rate (deliveries/s) whose half the
 #                               latency runs offer (default: the fanout runs')
 #   PW_BENCH_SERVICE_ENV        extra VAR=VALUE words for every service instance
+#                               (after the scenario's own, so they win: e.g.
+#                               PROMO_WEBHOOKS_MAX_IN_FLIGHT=256 with the
+#                               callgrind wrapper, so that the slowed service
+#                               never parks)
+#   PW_BENCH_SERVICE_WRAP       a command the service runs under, e.g.
+#                               "valgrind --tool=callgrind --callgrind-out-file=
+#                               /tmp/cg.%p" for instruction counts per delivery
+#                               on a fixed workload (independent of the load
+#                               on the machine; compare two backlog sizes to
+#                               take the start-up out); rates are then
+#                               meaningless
 #   PW_BENCH_BUILD              build directory (build-bench)
 #   PW_BENCH_OUT                the JSON file (tests/bench/results/latest.json)
 #   PW_BENCH_KEEP=1             keep the state directory (logs) afterwards
@@ -91,9 +111,9 @@ build=${PW_BENCH_BUILD:-$root/build-bench}
 out=${PW_BENCH_OUT:-$here/results/latest.json}
 quick=${PW_BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then
-	d_events=30000 d_slow=20000 d_limit=3 d_lat=6 d_iso=5
+	d_events=30000 d_slow=20000 d_limit=2 d_lat=6 d_iso=5
 else
-	d_events=200000 d_slow=100000 d_limit=5 d_lat=15 d_iso=10
+	d_events=150000 d_slow=100000 d_limit=4 d_lat=15 d_iso=10
 fi
 EVENTS=${PW_BENCH_EVENTS:-$d_events}
 SLOW_EVENTS=${PW_BENCH_SLOW_EVENTS:-$d_slow}
@@ -108,10 +128,12 @@ SLOW_PER_TARGET=${PW_BENCH_SLOW_PER_TARGET:-640}
 SLOW_CONC=$((SLOW_TARGETS * SLOW_PER_TARGET))
 SLOW_MAX_IN_FLIGHT=${PW_BENCH_SLOW_MAX_IN_FLIGHT:-$((SLOW_CONC * 2))}
 LIMIT_SECONDS=${PW_BENCH_LIMIT_SECONDS:-$d_limit}
+LIMIT_CONCURRENCY=${PW_BENCH_LIMIT_CONCURRENCY:-16 32 64 128 256}
 LAT_SECONDS=${PW_BENCH_LATENCY_SECONDS:-$d_lat}
 ISO_SECONDS=${PW_BENCH_ISO_SECONDS:-$d_iso}
-SCENARIOS=${PW_BENCH_SCENARIOS:-fanout1 fanout4 latency slow isolation scaleout}
+SCENARIOS=${PW_BENCH_SCENARIOS:-fanout1 fanout4 nginx1 nginx4 latency slow isolation scaleout}
 SERVICE_ENV=${PW_BENCH_SERVICE_ENV:-}
+SERVICE_WRAP=${PW_BENCH_SERVICE_WRAP:-}
 TOKEN=bench-token
 HZ=$(getconf CLK_TCK)
 
@@ -119,6 +141,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/pw-bench.XXXXXX")
 PIDS=""
 KAFKA_STARTED=0
 REDIS_STARTED=0
+NGINX_PID=""
 
 say() { echo "== $*" >&2; }
 fail() {
@@ -134,6 +157,7 @@ cleanup() {
 	for pid in $PIDS; do
 		wait "$pid" 2>/dev/null || true
 	done
+	[ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
 	[ "$KAFKA_STARTED" = 1 ] && sh "$root/tests/scripts/kafka.sh" stop "$T/kafka" >/dev/null 2>&1
 	[ "$REDIS_STARTED" = 1 ] && sh "$root/tests/scripts/redis.sh" stop "$T/redis" >/dev/null 2>&1
 	if [ "${PW_BENCH_KEEP:-0}" = 1 ]; then
@@ -193,7 +217,12 @@ listener_stat() { rcv /_stats | jq -r --arg l "$1" ".listeners[\$l].$2"; }
 # times FACTOR (listeners that share the load evenly).
 steady_rate() {
 	rcv "/_marks?listener=$1" >"$T/marks"
-	awk -v e="$2" -v f="${3:-1}" '
+	steady_of "$T/marks" "$2" "${3:-1}"
+}
+
+# steady_of FILE EXPECTED FACTOR: the same from lines "count time_us".
+steady_of() {
+	awk -v e="$2" -v f="$3" '
 		{ c[NR] = $1; t[NR] = $2; n = NR }
 		END {
 			lo = 0; hi = 0
@@ -204,7 +233,7 @@ steady_rate() {
 			if (!lo || hi <= lo) { lo = 1; hi = n }
 			if (n < 2 || t[hi] == t[lo]) { print 0; exit }
 			printf "%.0f\n", (c[hi] - c[lo]) * f / ((t[hi] - t[lo]) / 1e6)
-		}' "$T/marks"
+		}' "$1"
 }
 
 # start_service NAME TOPIC GROUP [VAR=VALUE...]: starts one instance; sets
@@ -229,7 +258,7 @@ start_service() {
 		PROMO_WEBHOOKS_RETRY_SCHEDULE= \
 		PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET="$PER_TARGET" \
 		PROMO_WEBHOOKS_RDKAFKA_SESSION_TIMEOUT_MS=6000 \
-		$SERVICE_ENV "$@" "$build/promo-webhooks" 2>>"$ss_log" &
+		"$@" $SERVICE_ENV $SERVICE_WRAP "$build/promo-webhooks" 2>>"$ss_log" &
 	SVC_PID=$!
 	PIDS="$PIDS $SVC_PID"
 	wait_for 30 "service $ss_name to start" grep -q '"promo-webhooks started"' "$ss_log"
@@ -238,11 +267,14 @@ start_service() {
 }
 api_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ]; }
 
-# stop_service PID: SIGTERM, SIGKILL after 15 s.
+# stop_service PID: SIGTERM, SIGKILL after 15 s (300 s when wrapped).
 stop_service() {
 	kill -TERM "$1" 2>/dev/null || true
 	sv_i=0
-	while kill -0 "$1" 2>/dev/null && [ "$sv_i" -lt 150 ]; do
+	# A wrapped service (valgrind) needs long to exit and write its data.
+	sv_max=150
+	[ -z "$SERVICE_WRAP" ] || sv_max=3000
+	while kill -0 "$1" 2>/dev/null && [ "$sv_i" -lt "$sv_max" ]; do
 		sleep 0.1
 		sv_i=$((sv_i + 1))
 	done
@@ -292,6 +324,27 @@ limit() {
 		'{poll: $p[0], socket: $s[0], rate: ([$p[0].rate, $s[0].rate] | max),
 		  receiver_pending_max_socket_run: $pm}' >"$T/limit.$li_name.json"
 	say "limit $li_name (concurrency $li_conc): $(jq -c '{poll: .poll.rate, socket: .socket.rate}' "$T/limit.$li_name.json")"
+}
+
+# limit_sweep NAME BODY_FILE URL: the minimal client against URL at each of
+# LIMIT_CONCURRENCY in flight, in both loops; writes $T/limit.NAME.json
+# {runs: [...], best: the fastest run, rate: its rate}. The limit to beat
+# is the best the client reaches, not its rate at the service's concurrency.
+limit_sweep() {
+	ls_name=$1 ls_body=$2 ls_url=$3
+	: >"$T/limit.$ls_name.runs"
+	for ls_c in $LIMIT_CONCURRENCY; do
+		for ls_mode in poll socket; do
+			"$tools/pw-bench-curl-limit" --url "$ls_url" --body-file "$ls_body" \
+				--concurrency "$ls_c" --seconds "$LIMIT_SECONDS" --warmup 1 \
+				--mode "$ls_mode" >>"$T/limit.$ls_name.runs" ||
+				fail "limit $ls_name: the client failed at $ls_c ($ls_mode)"
+		done
+	done
+	jq -s '{runs: ., best: (max_by(.rate)), rate: (max_by(.rate).rate)}' \
+		"$T/limit.$ls_name.runs" >"$T/limit.$ls_name.json"
+	say "limit $ls_name: $(jq -r '[.runs[] | "\(.concurrency)/\(.mode) \(.rate)"] | join(", ")' "$T/limit.$ls_name.json")"
+	say "limit $ls_name: best $(jq -c '.best | {mode, concurrency, rate}' "$T/limit.$ls_name.json")"
 }
 
 # backlog_run NAME TOPIC EXPECTED MARK_LISTENER MARK_FACTOR [VAR=VALUE...]:
@@ -404,6 +457,63 @@ backlog_run() {
 	say "$br_name: $(jq -c '{deliveries, deliveries_per_s, service_cpu_s_per_1000, service_rss_peak_mb}' "$T/run.$br_name.json")"
 }
 
+# nginx_requests: requests nginx has answered, from stub_status (each
+# such poll is one of them).
+nginx_requests() {
+	curl -s "http://127.0.0.1:$NGINX_PORT/nginx_status" | awk 'NR == 3 { print $3 }'
+}
+
+# nginx_run NAME TOPIC EXPECTED [VAR=VALUE...]: backlog_run against nginx;
+# progress polled from stub_status every 0.2 s (the polls subtracted).
+# Writes $T/run.NAME.json.
+nginx_run() {
+	nr_name=$1 nr_topic=$2 nr_expected=$3
+	shift 3
+	nr_base=$(nginx_requests)
+	nr_rcmd0=$(redis_commands)
+	nr_rcpu0=$(redis_cpu)
+	nr_worker=$(pgrep -P "$NGINX_PID" | head -n 1)
+	nr_w0=$(cpu_ticks "$nr_worker")
+	start_service "$nr_name" "$nr_topic" "g-$nr_name-$$" "$@"
+	nr_pid=$SVC_PID
+	nr_api=$SVC_API
+	nr_deadline=$(($(now_ms) + (nr_expected / 500 + 120) * 1000))
+	nr_polls=0
+	: >"$T/progress.$nr_name"
+	while :; do
+		nr_polls=$((nr_polls + 1))
+		nr_c=$(($(nginx_requests) - nr_base - nr_polls))
+		echo "$nr_c $(($(now_ms) * 1000))" >>"$T/progress.$nr_name"
+		[ "$nr_c" -lt "$nr_expected" ] || break
+		[ "$(now_ms)" -lt "$nr_deadline" ] || break
+		kill -0 "$nr_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	nr_cpu=$(cpu_ticks "$nr_pid")
+	nr_hwm=$(hwm_kb "$nr_pid")
+	nr_w1=$(cpu_ticks "$nr_worker")
+	nr_rcmd1=$(redis_commands)
+	nr_rcpu1=$(redis_cpu)
+	nr_ok=$(successes "$nr_api")
+	nr_rate=$(steady_of "$T/progress.$nr_name" "$nr_expected" 1)
+	stop_service "$nr_pid"
+	[ "$nr_c" -ge "$nr_expected" ] ||
+		fail "$nr_name: only $nr_c of $nr_expected deliveries reached nginx"
+	jq -n --argjson n "$nr_c" --argjson expected "$nr_expected" --argjson rate "$nr_rate" \
+		--argjson cpu "$(calc "$nr_cpu / $HZ")" --argjson hwm "$nr_hwm" \
+		--argjson ncpu "$(calc "($nr_w1 - $nr_w0) / $HZ")" \
+		--argjson rcmd "$((nr_rcmd1 - nr_rcmd0))" --argjson ok "$nr_ok" \
+		--argjson rediscpu "$(calc "$nr_rcpu1 - $nr_rcpu0")" '
+		{receiver: "nginx", deliveries: $n, expected: $expected, service_successes: $ok,
+		 deliveries_per_s: $rate,
+		 service_cpu_s: $cpu, service_cpu_s_per_1000: ($cpu / $n * 1000),
+		 service_rss_peak_mb: ($hwm / 1024),
+		 receiver_cpu_s: $ncpu, receiver_cpu_s_per_1000: ($ncpu / $n * 1000),
+		 redis_commands: $rcmd, redis_commands_per_1000: ($rcmd / $n * 1000),
+		 redis_cpu_s: $rediscpu, redis_cpu_s_per_1000: ($rediscpu / $n * 1000)}' >"$T/run.$nr_name.json"
+	say "$nr_name: $(jq -c '{deliveries, deliveries_per_s, service_cpu_s_per_1000, service_rss_peak_mb}' "$T/run.$nr_name.json")"
+}
+
 # ---------------------------------------------------------------- build
 
 say "build (Release) into $build"
@@ -468,9 +578,41 @@ RCV_CTL=$(port_of ctl)
 FAST=$(port_of fast)
 LAT=$(port_of lat)
 
+# ---------------------------------------------------------------- nginx
+
+# Debian's nginx as a second receiver: one worker, 204 to everything,
+# keep-alive without a request limit, no access log; its own config, pid
+# and temp directories under $T. A port is tried until one is free.
+nginx_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$NGINX_PORT/x")" = 204 ]; }
+if has_scenario nginx1 || has_scenario nginx4; then
+	NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+	[ -x "$NGINX" ] || fail "nginx is not installed (apt-get install nginx-light, see tests/scripts/deps.sh)"
+	mkdir -p "$T/nginx/tmp"
+	tries=0
+	while :; do
+		NGINX_PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+		sed -e "s|@T@|$T|g" -e "s|@PORT@|$NGINX_PORT|g" "$here/nginx.conf.in" >"$T/nginx/nginx.conf"
+		"$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" 2>>"$T/nginx/start.log" &
+		NGINX_PID=$!
+		PIDS="$PIDS $NGINX_PID"
+		i=0
+		while [ "$i" -lt 50 ] && kill -0 "$NGINX_PID" 2>/dev/null && ! nginx_up; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		nginx_up && break
+		kill "$NGINX_PID" 2>/dev/null || true
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=""
+		tries=$((tries + 1))
+		[ "$tries" -lt 5 ] || fail "nginx did not start: $(tail -n 3 "$T/nginx/error.log" "$T/nginx/start.log" 2>/dev/null)"
+	done
+	say "nginx on 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)"
+fi
+
 # ---------------------------------------------------------------- topics, webhooks
 
-TOPICS="bench.f1 bench.f4 bench.slow bench.iso-ok bench.iso-hang bench.lat1 bench.lat4 bench.sc1 bench.sc2"
+TOPICS="bench.f1 bench.f4 bench.n1 bench.n4 bench.slow bench.iso-ok bench.iso-hang bench.lat1 bench.lat4 bench.sc1 bench.sc2"
 set --
 for t in $TOPICS; do set -- "$@" "$t:$PARTS"; done
 PW_KAFKA_ADMIN="$build/tests/pw-kafka-admin" sh "$root/tests/scripts/kafka.sh" create-topics "$T/kafka" \
@@ -492,6 +634,10 @@ hook() { # COMPANY TARGET
 }
 hook f1 "http://127.0.0.1:$FAST/f1"
 for i in 0 1 2 3; do hook f4 "http://127.0.0.1:$FAST/f4-$i"; done
+if [ -n "$NGINX_PID" ]; then
+	hook n1 "http://127.0.0.1:$NGINX_PORT/n1"
+	for i in 0 1 2 3; do hook n4 "http://127.0.0.1:$NGINX_PORT/n4-$i"; done
+fi
 i=0
 while [ "$i" -lt "$SLOW_TARGETS" ]; do
 	hook slow "http://127.0.0.1:$(port_of "slow$i")/slow"
@@ -521,6 +667,8 @@ backlog() { # NAME TOPIC COUNT COMPANIES
 }
 has_scenario fanout1 && backlog fanout1 bench.f1 "$EVENTS" f1
 has_scenario fanout4 && backlog fanout4 bench.f4 "$EVENTS" f4
+has_scenario nginx1 && backlog nginx1 bench.n1 "$EVENTS" n1
+has_scenario nginx4 && backlog nginx4 bench.n4 "$EVENTS" n4
 has_scenario slow && backlog slow bench.slow "$SLOW_EVENTS" slow
 
 # ---------------------------------------------------------------- fan-out 1 and 4
@@ -529,12 +677,35 @@ fast_env="PROMO_WEBHOOKS_MAX_IN_FLIGHT=4096"
 if has_scenario fanout1; then
 	say "fanout1: $EVENTS events x 1 webhook, $PER_TARGET in flight"
 	backlog_run fanout1 bench.f1 "$EVENTS" fast 1 $fast_env
-	limit fanout1 "$PER_TARGET" fast "http://127.0.0.1:$FAST/limit"
 fi
 if has_scenario fanout4; then
 	say "fanout4: $EVENTS events x 4 webhooks (one target), $PER_TARGET in flight"
 	backlog_run fanout4 bench.f4 $((EVENTS * 4)) fast 1 $fast_env
-	limit fanout4 "$PER_TARGET" fast "http://127.0.0.1:$FAST/limit"
+fi
+if has_scenario nginx1; then
+	say "nginx1: $EVENTS events x 1 webhook to nginx, $PER_TARGET in flight"
+	nginx_run nginx1 bench.n1 "$EVENTS" $fast_env
+fi
+if has_scenario nginx4; then
+	say "nginx4: $EVENTS events x 4 webhooks to nginx (one target), $PER_TARGET in flight"
+	nginx_run nginx4 bench.n4 $((EVENTS * 4)) $fast_env
+fi
+# The limits, swept once per receiver (the fan-outs' webhooks share one
+# target, so both fan-outs are measured against the same limit), with a
+# body the service sent.
+if has_scenario fanout1 || has_scenario fanout4 || [ -n "$NGINX_PID" ]; then
+	if ! has_scenario fanout1 && ! has_scenario fanout4; then
+		rcv /_reset -X POST >/dev/null
+		produce bench.f1 100 f1 sample >/dev/null
+		start_service sample bench.f1 "g-sample-$$" $fast_env
+		rcv_wait "/_wait?count=100&timeout_ms=30000" /dev/null
+		stop_service "$SVC_PID"
+	fi
+	rcv "/_sample?listener=fast" >"$T/body.sample" || fail "no sample body from the receiver"
+	if has_scenario fanout1 || has_scenario fanout4; then
+		limit_sweep fast "$T/body.sample" "http://127.0.0.1:$FAST/limit"
+	fi
+	[ -z "$NGINX_PID" ] || limit_sweep nginx "$T/body.sample" "http://127.0.0.1:$NGINX_PORT/limit"
 fi
 
 # ---------------------------------------------------------------- latency
@@ -728,8 +899,8 @@ fi
 
 say "writing $out"
 mkdir -p "$(dirname "$out")"
-for f in run.fanout1 run.fanout4 run.latency1 run.latency4 run.iso-healthy run.iso-hang \
-	run.sc1 run.sc2 limit.fanout1 limit.fanout4; do
+for f in run.fanout1 run.fanout4 run.nginx1 run.nginx4 run.latency1 run.latency4 \
+	run.iso-healthy run.iso-hang run.sc1 run.sc2 limit.fast limit.nginx; do
 	[ -f "$T/$f.json" ] || echo null >"$T/$f.json"
 done
 echo '{}' >"$T/slow.all.json"
@@ -755,13 +926,23 @@ jq -n \
 	--argjson slowc "$SLOW_CONC" --argjson slowmax "$SLOW_MAX_IN_FLIGHT" \
 	--argjson produce "$PRODUCE_JSON" \
 	--slurpfile f1 "$T/run.fanout1.json" --slurpfile f4 "$T/run.fanout4.json" \
-	--slurpfile l1 "$T/limit.fanout1.json" --slurpfile l4 "$T/limit.fanout4.json" \
+	--slurpfile n1 "$T/run.nginx1.json" --slurpfile n4 "$T/run.nginx4.json" \
+	--slurpfile lf "$T/limit.fast.json" --slurpfile ln "$T/limit.nginx.json" \
 	--slurpfile lat1 "$T/run.latency1.json" --slurpfile lat4 "$T/run.latency4.json" \
 	--slurpfile slow "$T/slow.all.json" \
 	--slurpfile ih "$T/run.iso-healthy.json" --slurpfile ix "$T/run.iso-hang.json" \
 	--slurpfile s1 "$T/run.sc1.json" --slurpfile s2 "$T/run.sc2.json" '
 	def ratio(a; b): if a == null or b == null or b == 0 then null
 		else ((a / b) * 1000 | round) / 1000 end;
+	def run(r; l): if r == null then null else r + {
+		limit: (if l == null then null else {rate: l.rate, mode: l.best.mode,
+			concurrency: l.best.concurrency} end),
+		ratio_to_limit: ratio(r.deliveries_per_s; l.rate),
+		service_cpu_us_per_delivery: (r.service_cpu_s_per_1000 * 1000 * 10 | round / 10),
+		limit_client_cpu_us_per_request: (if l == null then null
+			else l.best.cpu_per_1000 * 1000 * 10 | round / 10 end)} end;
+	def lat(x): if x == null then null else x + {
+		service_adds_p99_ms: (((x.latency_ms.p99 - x.producer.consume_ms.p99) * 10 | round) / 10)} end;
 	{machine: {nproc: $nproc, model_name: $model, kernel: $kernel, memory_mb: $memmb,
 		   date: $date, loadavg_start: $load0, loadavg_end: $load1,
 		   note: "Kafka, Redis, the receiver and the service share these CPUs; other processes on the machine add noise (see loadavg)"},
@@ -770,14 +951,22 @@ jq -n \
 	 config: {events: $events, partitions: $parts, in_flight_per_target: $per,
 		  slow_in_flight: $slowc, slow_max_in_flight: $slowmax},
 	 produce: $produce,
-	 fanout1: ($f1[0] + {limit: $l1[0], ratio_to_limit: ratio($f1[0].deliveries_per_s; $l1[0].rate)}),
-	 fanout4: ($f4[0] + {limit: $l4[0], ratio_to_limit: ratio($f4[0].deliveries_per_s; $l4[0].rate)}),
-	 latency1: $lat1[0], latency4: $lat4[0],
+	 limits: {fast: $lf[0], nginx: $ln[0]},
+	 fanout1: run($f1[0]; $lf[0]), fanout4: run($f4[0]; $lf[0]),
+	 nginx1: run($n1[0]; $ln[0]), nginx4: run($n4[0]; $ln[0]),
+	 latency1: lat($lat1[0]), latency4: lat($lat4[0]),
 	 isolation: {healthy: $ih[0], one_hung: $ix[0],
 		      ratio: ratio($ix[0].nine_deliveries_per_s; $ih[0].nine_deliveries_per_s)},
 	 scaleout: {one: $s1[0], two: $s2[0],
 		    ratio: ratio($s2[0].deliveries_per_s; $s1[0].deliveries_per_s)}}
 	+ $slow[0]
+	| . + {targets: [
+		(.fanout4, .nginx4 | select(. != null) | {what: "\(.receiver // "bench receiver"): fan-out 4 ratio to the limit", value: .ratio_to_limit, at_least: 0.6}),
+		(.fanout1, .nginx1 | select(. != null) | {what: "\(.receiver // "bench receiver"): fan-out 1 ratio to the limit", value: .ratio_to_limit, at_least: 0.5}),
+		(.fanout4, .nginx4 | select(. != null) | {what: "\(.receiver // "bench receiver"): fan-out 4 CPU us per delivery", value: .service_cpu_us_per_delivery, at_most: 30}),
+		(.fanout1, .fanout4, .nginx1, .nginx4 | select(. != null) | {what: "\(.receiver // "bench receiver"): fan-out \(if .expected > $events then 4 else 1 end) peak RSS MiB", value: .service_rss_peak_mb, at_most: 64}),
+		(.latency1, .latency4 | select(. != null) | {what: "fan-out \(.fanout) latency: p99 added to the Kafka produce-to-consume p99 (ms)", value: .service_adds_p99_ms, at_most: 20})
+	  ] | map(. + {pass: (if .value == null then false elif .at_least then .value >= .at_least else .value <= .at_most end)})}
 	| del(.. | nulls)' >"$out.tmp"
 mv "$out.tmp" "$out"
 
@@ -788,17 +977,23 @@ jq -r '
 	def r(x): if x == null then "-" else ((x * 100 | round) / 100 | tostring) end;
 	"machine: \(.machine.nproc) x \(.machine.model_name), \(.machine.kernel), \(.machine.date), load \(.machine.loadavg_start) -> \(.machine.loadavg_end)",
 	"",
-	"scenario\tdeliveries/s\tlimit/s\tratio\tcpu ms/1000\trss MB\tconnections\twaiting at receiver avg/max",
-	((keys_unsorted | map(select(test("^(fanout[14]|slow_)"))) | .[]) as $k | .[$k] |
-	 "\($k)\t\(n(.deliveries_per_s))\t\(n(.limit.rate))\t\(n(.ratio_to_limit))\t\(r(.service_cpu_s_per_1000 | if . then . * 1000 else null end))\t\(r(.service_rss_peak_mb))\t\(n(.receiver_connections_max))\t\(r(.receiver_pending_avg))/\(n(.receiver_pending_max))"),
+	"scenario\tdeliveries/s\tlimit/s\tratio\tcpu us/dlv\trss MB\tredis ms/1000\tconnections\twaiting at receiver avg/max",
+	((keys_unsorted | map(select(test("^(fanout[14]|nginx[14]|slow_)"))) | .[]) as $k | .[$k] |
+	 "\($k)\t\(n(.deliveries_per_s))\t\(n(.limit.rate))\t\(n(.ratio_to_limit))\t\(r(.service_cpu_s_per_1000 | if . then . * 1000 else null end))\t\(r(.service_rss_peak_mb))\t\(r(.redis_cpu_s_per_1000 | if . then . * 1000 else null end))\t\(n(.receiver_connections_max))\t\(r(.receiver_pending_avg))/\(n(.receiver_pending_max))"),
 	"",
-	"latency\toffered/s\tp50 ms\tp99 ms\tmax ms\tKafka alone: produce->consume p50/p99/max ms",
+	(.limits | to_entries[] | select(.value != null) |
+	 "limit \(.key) (minimal client, concurrency/loop rate): \([.value.runs[] | "\(.concurrency)/\(.mode) \(.rate)"] | join(", ")); best \(.value.best.concurrency)/\(.value.best.mode) \(.value.rate)"),
+	"",
+	"latency\toffered/s\tp50 ms\tp99 ms\tmax ms\tadds p99 ms\tKafka alone: produce->consume p50/p99/max ms",
 	(["latency1", "latency4"][] as $k | .[$k] | select(. != null) |
-	 "\($k)\t\(.offered_deliveries_per_s)\t\(r(.latency_ms.p50))\t\(r(.latency_ms.p99))\t\(r(.latency_ms.max))\t\(r(.producer.consume_ms.p50))/\(r(.producer.consume_ms.p99))/\(r(.producer.consume_ms.max))"),
+	 "\($k)\t\(.offered_deliveries_per_s)\t\(r(.latency_ms.p50))\t\(r(.latency_ms.p99))\t\(r(.latency_ms.max))\t\(r(.service_adds_p99_ms))\t\(r(.producer.consume_ms.p50))/\(r(.producer.consume_ms.p99))/\(r(.producer.consume_ms.max))"),
 	"",
 	(.isolation | select(.healthy != null) |
 	 "isolation: nine healthy targets \(.healthy.nine_deliveries_per_s)/s with all ten healthy, \(.one_hung.nine_deliveries_per_s)/s with one hung: ratio \(n(.ratio))"),
 	(.scaleout | select(.one != null) |
-	 "scale-out: one replica \(.one.deliveries_per_s)/s, two \(n(.two.deliveries_per_s))/s: ratio \(n(.ratio)); duplicates \(n(.two.duplicates)) (one replica: \(.one.duplicates))")
+	 "scale-out: one replica \(.one.deliveries_per_s)/s, two \(n(.two.deliveries_per_s))/s: ratio \(n(.ratio)); duplicates \(n(.two.duplicates)) (one replica: \(.one.duplicates))"),
+	"",
+	"targets (issue 16):",
+	(.targets[] | "  \(if .pass then "ok  " else "MISS" end) \(.what): \(n(.value)) (\(if .at_least then "at least \(.at_least)" else "at most \(.at_most)" end))")
 ' "$out" | awk -F'\t' '{ if (NF > 1) { for (i = 1; i <= NF; i++) printf "%-14s", $i; printf "\n" } else print }'
 echo "results: $out"

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,10 +651,82 @@ static void test_cancel(void)
 	close(hang_fd);
 }
 
+
+/* Polls until d knows want targets, or timeout_ms passes. */
+static int wait_targets(struct deliver *d, size_t want, int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+
+	while (deliver_targets(d) != want && mono_ms() < end)
+		run_for(20);
+	return deliver_targets(d) == want;
+}
+
+/* A target idle for PROMO_WEBHOOKS_TARGET_IDLE_MS is freed; a busy one is
+ * kept; a later delivery to a freed target works (issue 14). */
+static void test_idle_targets(struct server *srv)
+{
+	struct config cfg;
+	struct deliver *d;
+	struct outcome o, hang;
+	char url[128], hang_url[128];
+	int hang_port, hang_fd;
+
+	config_init(&cfg, 3000, 64, 8, 1);
+	cfg.target_idle_ms = 200;
+	d = new_deliver(&cfg);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	hang_fd = hang_listener(&hang_port);
+	CHECK(hang_fd >= 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", srv->port);
+	snprintf(hang_url, sizeof(hang_url), "http://127.0.0.1:%d/hang", hang_port);
+
+	memset(&o, 0, sizeof(o));
+	memset(&hang, 0, sizeof(hang));
+	done_count = 0;
+	CHECK_INT(submit(d, url, "{\"n\":1}", SECRET, &o), 0);
+	CHECK_INT(submit(d, hang_url, "{}", NULL, &hang), 0);
+	run_until(1, 3000);
+	CHECK_INT(o.called, 1);
+	CHECK_INT(o.res.outcome, DELIVER_OK);
+	CHECK_INT(deliver_targets(d), 2);
+
+	/* The idle one goes, the one with a running request stays. */
+	CHECK(wait_targets(d, 1, 2000));
+	CHECK_INT(hang.called, 0);
+	CHECK_INT(deliver_pending(d), 1);
+
+	/* Delivering to the freed target again works: a fresh target, the
+	 * request's own headers (no signature left over from before). */
+	memset(&o, 0, sizeof(o));
+	CHECK_INT(submit(d, url, "{\"n\":2}", NULL, &o), 0);
+	run_until(2, 3000);
+	CHECK_INT(o.called, 1);
+	CHECK_INT(o.res.outcome, DELIVER_OK);
+	CHECK_INT(o.res.status, 200);
+	CHECK_STR(srv->last.body, "{\"n\":2}");
+	CHECK_INT(srv->last.has_signature, 0);
+	CHECK_INT(deliver_targets(d), 2);
+
+	/* Once the hung request times out, both are freed. */
+	run_until(3, 5000);
+	CHECK_INT(hang.called, 1);
+	CHECK_INT(hang.res.outcome, DELIVER_TIMEOUT);
+	CHECK(wait_targets(d, 0, 2000));
+	deliver_free(d);
+	close(hang_fd);
+}
+
 int main(void)
 {
 	struct server srv;
 
+	/* The receiver here writes responses that the deliverer may cut off
+	 * (/big): a write to the closed connection must fail with EPIPE, as
+	 * in the service (main.c), not kill the test. */
+	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	CHECK(base != NULL);
 	if (!base)
@@ -666,6 +739,7 @@ int main(void)
 	test_concurrency(&srv);
 	test_fairness(&srv);
 	test_cancel();
+	test_idle_targets(&srv);
 
 	evhttp_free(srv.http);
 	event_base_free(base);

@@ -995,6 +995,40 @@ static void test_attempt_log(void)
 		CHECK(at.n > 99 && attempt_of(at.item[99]) == 1500);
 	}
 
+	/* coalesced per webhook: two busy webhooks interleaved in one call
+	 * (more than one EVALSHA), each log gets its newest 100 in order */
+	{
+		const char *id2 = "a000000000000000000000000000000a";
+		static struct store_attempt mixed[700];
+		struct attempts at2;
+		int ok2 = 1;
+
+		memset(&at2, 0, sizeof(at2));
+		create_webhook(id2, COMPANY, "https://hooks.acme.example/log2");
+		for (i = 0; i < 700; i++) {
+			mixed[i] = a[0];
+			mixed[i].webhook_id = i % 3 == 0 ? id2 : id;
+			mixed[i].attempt = 2000 + i;
+		}
+		store_log_attempts(sa, mixed, 700);
+		list_attempts(&at, id);
+		list_attempts(&at2, id2);
+		CHECK_INT(at.n, 100);
+		CHECK_INT(at2.n, 100);
+		/* id: the i with i % 3 != 0, newest first: 698, 697, 695, ... */
+		for (i = 0; i < (int)at.n; i++) {
+			int want = 698 - i - i / 2;
+
+			if (attempt_of(at.item[i]) != 2000 + want)
+				ok2 = 0;
+		}
+		for (i = 0; i < (int)at2.n; i++)
+			if (attempt_of(at2.item[i]) != 2000 + 699 - 3 * i)
+				ok2 = 0;
+		CHECK(ok2);
+		attempts_reset(&at2);
+	}
+
 	/* a success for an unknown webhook logs nothing */
 	{
 		struct store_attempt s = a[0];

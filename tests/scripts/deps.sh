@@ -25,9 +25,10 @@ libhiredis-dev libyajl-dev libevent-dev libssl-dev libxml2-dev"
 # for libFuzzer (clang only recommends it), python3 + pip + venv for the
 # Python validators and browser tests, unzip for the Go toolchain module
 # (tests/scripts/go.sh), chromium and chromium-driver for the console's
-# browser test (tests/api/test_console.sh).
+# browser test (tests/api/test_console.sh), nginx-light for the benchmark's
+# nginx receiver (tests/bench/run.sh).
 TEST_PACKAGES="ca-certificates libxml2-utils redis-server kcat jq curl maven default-jdk-headless
-clang libclang-rt-14-dev python3 python3-pip python3-venv unzip chromium chromium-driver"
+clang libclang-rt-14-dev python3 python3-pip python3-venv unzip chromium chromium-driver nginx-light"
 CONTAINER_PACKAGES="podman buildah runc debootstrap"
 
 case "${1:-}" in

@@ -87,6 +87,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.scheduler_tick_ms, 1000);
 	CHECK_INT(cfg.max_in_flight, 4096);
 	CHECK_INT(cfg.max_in_flight_per_target, 256);
+	CHECK_INT(cfg.target_idle_ms, 300000);
 	CHECK_INT(cfg.shutdown_grace_ms, 20000);
 	CHECK_INT(cfg.cache_refresh_ms, 500);
 	CHECK_INT(cfg.log_level, LOG_LEVEL_INFO);
@@ -313,6 +314,8 @@ static const struct error_case error_cases[] = {
 	{ "PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET", "abc",
 	  "PROMO_WEBHOOKS_MAX_IN_FLIGHT_PER_TARGET: not a whole number: "
 	  "\"abc\"" },
+	{ "PROMO_WEBHOOKS_TARGET_IDLE_MS", "50",
+	  "PROMO_WEBHOOKS_TARGET_IDLE_MS: out of range (100..86400000): 50" },
 	{ "PROMO_WEBHOOKS_SHUTDOWN_GRACE_MS", "-5",
 	  "PROMO_WEBHOOKS_SHUTDOWN_GRACE_MS: out of range (0..3600000): -5" },
 	{ "PROMO_WEBHOOKS_CACHE_REFRESH_MS", "1",

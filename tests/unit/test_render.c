@@ -139,6 +139,25 @@ static void test_appends(void)
 	buf_release(&out);
 }
 
+/* buf_add_int, the printf-free number of the attempt log entries. */
+static void test_add_int(void)
+{
+	struct buf out;
+
+	buf_init(&out, 0);
+	buf_add_int(&out, 0);
+	buf_addc(&out, ' ');
+	buf_add_int(&out, 204);
+	buf_addc(&out, ' ');
+	buf_add_int(&out, -17);
+	buf_addc(&out, ' ');
+	buf_add_int(&out, 9223372036854775807LL);
+	buf_addc(&out, ' ');
+	buf_add_int(&out, -9223372036854775807LL - 1);
+	CHECK_STR(buf_str(&out), "0 204 -17 9223372036854775807 -9223372036854775808");
+	buf_release(&out);
+}
+
 static void test_invalid(void)
 {
 	struct render_input in = cases[0].in;
@@ -218,6 +237,7 @@ int main(void)
 {
 	test_golden();
 	test_appends();
+	test_add_int();
 	test_invalid();
 	test_from_decode();
 	return TEST_DONE();
