@@ -17,6 +17,7 @@
  * would only pass that context around.
  */
 #include "promo_webhooks/api.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/assets.h"
 #include "promo_webhooks/clock.h"
 #include "promo_webhooks/deliver.h"
@@ -865,7 +866,7 @@ static void on_test_done(void *arg, const struct deliver_result *res)
 		return;
 	}
 	t->at_ms = res->started_ms ? res->started_ms : t->at_ms;
-	event_format_time(t->at_ms, t->at, sizeof(t->at));
+	rfc3339_format(t->at_ms, t->at, sizeof(t->at));
 	t->status = res->status;
 	snprintf(t->error, sizeof(t->error), "%s",
 		 res->outcome == DELIVER_OK ? "" : res->error);
@@ -923,7 +924,7 @@ static void test_send(struct api_req *ar, enum payload_type fmt)
 	sign_message_id("urn:promo-webhooks:test", nonce, ar->wh.id, "",
 			t->message_id);
 	t->at_ms = clock_wall_ms();
-	event_format_time(t->at_ms, t->at, sizeof(t->at));
+	rfc3339_format(t->at_ms, t->at, sizeof(t->at));
 	buf_init(&b, BUF_DEFAULT_MAX);
 	if (samples_render_message(ar->wh.event, ar->wh.company_id, ar->wh.id,
 				   ar->wh.period, ar->wh.period_value, fmt,

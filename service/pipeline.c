@@ -14,6 +14,7 @@
  * copier, the notice relay and the metrics are modules of their own.
  */
 #include "promo_webhooks/pipeline.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/prom.h"
 #include "promo_webhooks/fault.h"
 #include "promo_webhooks/clock.h"
@@ -496,7 +497,7 @@ static void record_failure(struct delivery_job *job)
 	int next = job->attempt; /* index of the next retry's delay */
 
 	job_src(job, &src);
-	event_format_time(job->res.started_ms, at_text, sizeof(at_text));
+	rfc3339_format(job->res.started_ms, at_text, sizeof(at_text));
 	memset(&f, 0, sizeof(f));
 	f.attempt.webhook_id = job->webhook_id;
 	f.attempt.event_id = src.event_id;

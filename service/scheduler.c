@@ -20,6 +20,7 @@
  * per tick.
  */
 #include "promo_webhooks/scheduler.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/prom.h"
 #include "promo_webhooks/fault.h"
 #include "promo_webhooks/clock.h"
@@ -345,7 +346,7 @@ static int start_round(struct scheduler *s)
 	int64_t now = clock_wall_ms(), lock_ms;
 	char now_text[40];
 
-	event_format_time(now, now_text, sizeof(now_text));
+	rfc3339_format(now, now_text, sizeof(now_text));
 	lock_ms = (int64_t)s->cfg->scheduler_tick_ms * 3 / 4;
 	if (lock_ms < 1)
 		lock_ms = 1;

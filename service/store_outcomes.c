@@ -4,6 +4,7 @@
  * include/promo_webhooks/store_outcomes.h for the keys and the rules.
  */
 #include "promo_webhooks/store_outcomes.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/buf.h"
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/log.h"
@@ -316,7 +317,7 @@ int store_record_failure(struct store *st, const struct store_failure *f,
 	if (!a->webhook_id)
 		return -1;
 	if (!at_text) {
-		event_format_time(a->at_ms, ts, sizeof(ts));
+		rfc3339_format(a->at_ms, ts, sizeof(ts));
 		at_text = ts;
 	}
 	cmd = rlink_cmd_new("record_failure", &lua_record_failure);
@@ -388,7 +389,7 @@ int store_record_success(struct store *st, const struct store_attempt *a,
 	cmd = rlink_cmd_new("record_success", &lua_record_success);
 	if (!cmd)
 		return -1;
-	event_format_time(a->at_ms, ts, sizeof(ts));
+	rfc3339_format(a->at_ms, ts, sizeof(ts));
 	buf_init(&entry, ENTRY_MAX);
 	attempt_json(a, ts, &entry);
 	rlink_cmd_key(cmd, STORE_KEY("webhooks"), NULL);
@@ -418,7 +419,7 @@ int store_record_test(struct store *st, const struct store_attempt *a,
 	cmd = rlink_cmd_new("record_test", &lua_record_success);
 	if (!cmd)
 		return -1;
-	event_format_time(a->at_ms, ts, sizeof(ts));
+	rfc3339_format(a->at_ms, ts, sizeof(ts));
 	buf_init(&entry, ENTRY_MAX);
 	attempt_json(a, ts, &entry);
 	/* The entry is one object: mark it as a test before its last '}'. */
@@ -493,7 +494,7 @@ static int log_send(struct store *st, const struct log_entry *e,
 		rlink_cmd_args(cmd, e[g[i].from].a->webhook_id);
 		rlink_cmd_argnum(cmd, (int64_t)g[i].n);
 		for (j = g[i].from; j < g[i].from + g[i].n; j++) {
-			event_format_time(e[j].a->at_ms, ts, sizeof(ts));
+			rfc3339_format(e[j].a->at_ms, ts, sizeof(ts));
 			buf_reset(entry);
 			attempt_json(e[j].a, ts, entry);
 			store_arg_buf(cmd, entry);

@@ -14,6 +14,7 @@
  * stored) and the admin API's validation rules for each field.
  */
 #include "promo_webhooks/webhook.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/redact.h"
 #include "promo_webhooks/deliver.h"
 #include "promo_webhooks/sign.h"
@@ -804,7 +805,7 @@ static void add_time_or_null(struct buf *out, int64_t ms)
 		buf_adds(out, "null");
 		return;
 	}
-	event_format_time(ms, ts, sizeof(ts));
+	rfc3339_format(ms, ts, sizeof(ts));
 	buf_add_json_string(out, ts, strlen(ts));
 }
 

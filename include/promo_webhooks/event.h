@@ -78,10 +78,4 @@ int event_decode(const void *value, size_t value_len,
 		 struct event *ev, char *err, size_t errlen);
 void event_release(struct event *ev);
 
-/* Parses an RFC 3339 date-time (len bytes) into Unix milliseconds. */
-int event_parse_time(const char *s, size_t len, int64_t *ms);
-/* Formats Unix milliseconds as RFC 3339 UTC with milliseconds
- * ("2026-11-28T08:35:38.123Z"); out needs 25 bytes. */
-void event_format_time(int64_t ms, char *out, size_t outlen);
-
 #endif

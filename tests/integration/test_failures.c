@@ -7,6 +7,7 @@
  * a flushed script cache.
  */
 #include "promo_webhooks/log.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/notice.h"
 #include "promo_webhooks/store.h"
 #include "promo_webhooks/store_hooks.h"
@@ -487,7 +488,7 @@ static void test_disable(void)
 			CHECK_STR(jstring(notice, "webhookId"), id);
 			CHECK_STR(jstring(notice, "event"), "Promotion.Created");
 			CHECK_STR(jstring(notice, "target"), "https://hooks.acme.example/f");
-			event_format_time(T0 + 2000, ts, sizeof(ts));
+			rfc3339_format(T0 + 2000, ts, sizeof(ts));
 			CHECK_STR(jstring(notice, "disabledAt"), ts);
 			failures = jfield(notice, "failures");
 			CHECK(failures && YAJL_IS_ARRAY(failures) && failures->u.array.len == 3);
@@ -523,7 +524,7 @@ static void test_disable(void)
 
 		CHECK(e != NULL);
 		if (e) {
-			event_format_time(T0 + 3000, ts, sizeof(ts));
+			rfc3339_format(T0 + 3000, ts, sizeof(ts));
 			CHECK_STR(jstring(e, "at"), ts);
 			CHECK_STR(jstring(e, "eventId"), "evt-1");
 			CHECK_INT(jint(e, "attempt"), 1);
@@ -964,7 +965,7 @@ static void test_attempt_log(void)
 		yajl_val v = jparse(at.item[0]);
 		char ts[32];
 
-		event_format_time(T0 + 109, ts, sizeof(ts));
+		rfc3339_format(T0 + 109, ts, sizeof(ts));
 		CHECK(v != NULL);
 		if (v) {
 			CHECK_STR(jstring(v, "at"), ts);

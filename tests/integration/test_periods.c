@@ -12,6 +12,7 @@
  * the cost of passes over 10,000 promotions (printed, not asserted).
  */
 #include "promo_webhooks/event.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/retryjob.h"
 #include "promo_webhooks/sign.h"
@@ -310,7 +311,7 @@ static struct sres tick_on(struct store *st, int64_t now, int64_t lock_ms)
 	char text[40];
 	struct sres r;
 
-	event_format_time(now, text, sizeof(text));
+	rfc3339_format(now, text, sizeof(text));
 	memset(&r, 0, sizeof(r));
 	CHECK_INT(store_period_tick(st, now, text, lock_ms, st == sa ? "a" : "b", 1000,
 				    1000, RETENTION, on_scan, &r), 0);
@@ -535,7 +536,7 @@ static void test_window(void)
 	event_id(eid, sizeof(eid), "edge", "start", now + MINUTE);
 	j = job_for(&jobs, eid);
 	CHECK(j != NULL);
-	event_format_time(now, text, sizeof(text));
+	rfc3339_format(now, text, sizeof(text));
 	if (j) {
 		char want_id[64];
 
@@ -824,7 +825,7 @@ static void test_race(void)
 		snprintf(id, sizeof(id), "R%d", i);
 		CHECK_INT(apply(&p), 1);
 	}
-	event_format_time(NOW0, text, sizeof(text));
+	rfc3339_format(NOW0, text, sizeof(text));
 	sync_hooks(sa, NOW0, hooks, 3);
 	memset(&ra, 0, sizeof(ra));
 	memset(&rb, 0, sizeof(rb));

@@ -12,6 +12,7 @@
  * the diff before keeping it).
  */
 #include "promo_webhooks/event.h"
+#include "promo_webhooks/rfc3339.h"
 #include "promo_webhooks/buf.h"
 #include "testutil.h"
 
@@ -129,7 +130,7 @@ static void test_parse_time(void)
 		int rc;
 
 		ms = 12345;
-		rc = event_parse_time(c->s, strlen(c->s), &ms);
+		rc = rfc3339_parse(c->s, strlen(c->s), &ms);
 		if (c->ok) {
 			CHECK_INT(rc, 0);
 			CHECK_INT(ms, c->ms);
@@ -140,9 +141,9 @@ static void test_parse_time(void)
 			fprintf(stderr, "  time case: \"%s\"\n", c->s);
 	}
 	/* Only len bytes are read: no NUL terminator needed. */
-	CHECK_INT(event_parse_time("2026-01-01T00:00:00Zjunk", 20, &ms), 0);
+	CHECK_INT(rfc3339_parse("2026-01-01T00:00:00Zjunk", 20, &ms), 0);
 	CHECK_INT(ms, 1767225600000LL);
-	CHECK_INT(event_parse_time("2026-01-01T00:00:00.5Z", 21, &ms), -1);
+	CHECK_INT(rfc3339_parse("2026-01-01T00:00:00.5Z", 21, &ms), -1);
 }
 
 static void test_format_time(void)
@@ -163,16 +164,16 @@ static void test_format_time(void)
 	int64_t ms, back;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		event_format_time(cases[i].ms, out, sizeof(out));
+		rfc3339_format(cases[i].ms, out, sizeof(out));
 		CHECK_STR(out, cases[i].s);
-		CHECK_INT(event_parse_time(out, strlen(out), &back), 0);
+		CHECK_INT(rfc3339_parse(out, strlen(out), &back), 0);
 		CHECK_INT(back, cases[i].ms);
 	}
 	/* Round trip over a spread of instants, leap days included. */
 	for (ms = -5000000000000LL; ms < 5000000000000LL; ms += 7777777777LL) {
-		event_format_time(ms, out, sizeof(out));
+		rfc3339_format(ms, out, sizeof(out));
 		back = 0;
-		CHECK_INT(event_parse_time(out, strlen(out), &back), 0);
+		CHECK_INT(rfc3339_parse(out, strlen(out), &back), 0);
 		if (back != ms) {
 			CHECK_INT(back, ms);
 			break;
@@ -180,7 +181,7 @@ static void test_format_time(void)
 	}
 	/* A short buffer is truncated, never overrun. */
 	memset(out, 'x', sizeof(out));
-	event_format_time(0, out, 5);
+	rfc3339_format(0, out, 5);
 	CHECK_STR(out, "1970");
 }
 
