@@ -137,7 +137,8 @@ static void on_synced(void *arg, enum store_status status, size_t n,
 		k++;
 	}
 	s->n_memo = k;
-	qsort(s->memo, k, sizeof(*s->memo), cmp_memo);
+	if (k > 1) /* qsort's array may be NULL when empty */
+		qsort(s->memo, k, sizeof(*s->memo), cmp_memo);
 	s->memo_state = 2;
 	s->memo_read_ms = clock_mono_ms();
 	s->synced_version = -1; /* compare every group with what was read */
@@ -202,7 +203,8 @@ static long collect_hooks(struct scheduler *s)
 		h->period_value = wh->period_value;
 		h->period_ms = wh->period_value * minutes * 60000;
 	}
-	qsort(s->hooks, k, sizeof(*s->hooks), cmp_hooks);
+	if (k > 1) /* qsort's array may be NULL when empty */
+		qsort(s->hooks, k, sizeof(*s->hooks), cmp_hooks);
 	return (long)k;
 }
 
@@ -262,7 +264,8 @@ static void sync_hooks(struct scheduler *s)
 			k++;
 	}
 	n_next = k;
-	qsort(next, n_next, sizeof(*next), cmp_memo);
+	if (n_next > 1) /* qsort's array may be NULL when empty */
+		qsort(next, n_next, sizeof(*next), cmp_memo);
 	/* groups that went away */
 	for (i = 0; i < s->n_memo; i++) {
 		const char *nl = strchr(s->memo[i].key, '\n');
@@ -280,7 +283,8 @@ static void sync_hooks(struct scheduler *s)
 	memo_clear(s);
 	s->memo = next;
 	s->n_memo = k;
-	qsort(s->memo, k, sizeof(*s->memo), cmp_memo);
+	if (k > 1) /* qsort's array may be NULL when empty */
+		qsort(s->memo, k, sizeof(*s->memo), cmp_memo);
 	s->synced_version = version;
 }
 
