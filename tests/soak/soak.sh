@@ -83,17 +83,8 @@ fail() {
 	exit 1
 }
 
-# wait_for SECONDS DESCRIPTION CMD...: polls CMD until it succeeds.
-wait_for() {
-	limit=$1
-	what=$2
-	shift 2
-	deadline=$(($(date +%s) + limit))
-	while ! "$@"; do
-		[ "$(date +%s)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for: $what"
-		sleep 0.2
-	done
-}
+# wait_for SECONDS DESCRIPTION CMD... (tests/scripts/wait.sh)
+. "$PW_SCRIPTS/wait.sh"
 
 LOOPS=""
 cleanup() {
