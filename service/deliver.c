@@ -7,7 +7,7 @@
  * (scheme://host:port), the running list (handed to curl), or the finished
  * list (failed before an attempt, reported from the loop). Targets with
  * queued work and a free per-target slot (below the target's adaptive
- * limit, target_adapt) sit in a ring that the start pass
+ * limit, tlimit.h) sit in a ring that the start pass
  * serves round-robin, one request per target per turn, while the total cap
  * allows; so a slow target fills only its own slots and never starves the
  * others. The start pass runs once per loop pass from a deferred event,
@@ -41,6 +41,7 @@
 #include "promo_webhooks/log.h"
 #include "promo_webhooks/sign.h"
 #include "promo_webhooks/redact.h"
+#include "promo_webhooks/tlimit.h"
 
 /* How much of a response body is read before the transfer is cut off. */
 #define DELIVER_MAX_RESPONSE ((size_t)1 << 20)
@@ -55,13 +56,6 @@
 #define DREQ_HEADER_TEXT 384
 /* Idle targets are looked for at most this often. */
 #define DELIVER_SWEEP_MAX_MS 60000
-
-/* The adaptive per-target limit (see "Connections per target" at
- * target_adapt): where it starts, its floor (both capped by
- * max_per_target), and how long a target's best round counts. */
-#define DELIVER_LIMIT_START 32
-#define DELIVER_LIMIT_MIN 16
-#define DELIVER_BEST_KEEP_US 10000000
 
 enum dreq_state {
 	DREQ_QUEUED,   /* in its target's queue */
@@ -119,15 +113,7 @@ struct target {
 	int in_ring;
 	struct dlist queue;        /* waiting, FIFO */
 	size_t running;
-	size_t limit;              /* running allowed now (target_adapt) */
-	/* The current round: answers to requests started since round_start_us. */
-	int64_t round_start_us;
-	size_t round_n;
-	int64_t round_sum_us;
-	int round_full;            /* requests waited for a slot in it */
-	int round_timeout;         /* an attempt in it timed out */
-	int64_t best_us;           /* lowest round mean, or 0 before the first */
-	int64_t best_at_us;
+	struct tlimit lim;          /* its adaptive in-flight limit (tlimit.h) */
 	int64_t idle_since_ms;     /* monotonic; when queue and running last
 				    * became empty */
 	int dead;                  /* being freed by the idle sweep */
@@ -330,6 +316,16 @@ static int targets_grow(struct deliver *d)
 	return 0;
 }
 
+/* Microseconds since an arbitrary start (CLOCK_MONOTONIC): answers from a
+ * fast target take well under a millisecond. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static struct target *target_get(struct deliver *d, const char *key)
 {
 	struct target *t;
@@ -351,8 +347,7 @@ static struct target *target_get(struct deliver *d, const char *key)
 		return NULL;
 	}
 	t->idle_since_ms = clock_mono_ms();
-	t->limit = DELIVER_LIMIT_START < d->max_per_target ? DELIVER_LIMIT_START
-							   : d->max_per_target;
+	tlimit_init(&t->lim, d->max_per_target, mono_us());
 	h = hash_key(key) & (d->nbuckets - 1);
 	t->hnext = d->buckets[h];
 	d->buckets[h] = t;
@@ -381,7 +376,7 @@ static void ring_remove(struct deliver *d, struct target *t)
  * everyone already waiting). */
 static void ring_update(struct deliver *d, struct target *t)
 {
-	int eligible = t->queue.n > 0 && t->running < t->limit;
+	int eligible = t->queue.n > 0 && t->running < t->lim.limit;
 
 	if (eligible && !t->in_ring) {
 		t->rnext = NULL;
@@ -397,74 +392,15 @@ static void ring_update(struct deliver *d, struct target *t)
 	}
 }
 
-/* Microseconds since an arbitrary start (CLOCK_MONOTONIC): answers from a
- * fast target take well under a millisecond. */
-static int64_t mono_us(void)
+/* An answer (or timeout) to r counts toward its target's limit. */
+static void target_adapt(struct target *t, const struct dreq *r)
 {
-	struct timespec ts;
+	size_t was = t->lim.limit;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void round_begin(struct target *t, int64_t now_us)
-{
-	t->round_start_us = now_us;
-	t->round_n = 0;
-	t->round_sum_us = 0;
-	t->round_full = 0;
-	t->round_timeout = 0;
-}
-
-/*
- * Connections per target: a fast target answers no sooner with 256
- * requests in flight than with 32 (the answers only wait longer, in the
- * target or in this loop), and every extra connection is one more socket
- * for curl and the loop to watch; a slow one (50 ms answers) needs
- * thousands in flight to be delivered to at speed. So each target's limit
- * adapts, between DELIVER_LIMIT_MIN and max_per_target, from
- * DELIVER_LIMIT_START, in rounds of `limit` answers to requests started in
- * the round (so that a round measures the limit it ran under):
- *   - the round's mean answer time is above twice the target's best round
- *     plus 1 ms: more in flight only made answers wait: halve the limit;
- *   - else, if requests waited for a slot during the round and none timed
- *     out: double it.
- * The best round is forgotten after DELIVER_BEST_KEEP_US (a target that
- * became slower for good is measured against its new self). A target that
- * stops answering keeps its limit until its requests time out; those
- * rounds never grow it, and halve it when it answered faster before.
- */
-static void target_adapt(struct deliver *d, struct target *t, const struct dreq *r)
-{
-	int64_t now = mono_us(), mean;
-	size_t was = t->limit;
-
-	if (t->queue.n)
-		t->round_full = 1;
-	if (r->started_us < t->round_start_us)
-		return; /* started under an earlier limit */
-	t->round_n++;
-	t->round_sum_us += now - r->started_us;
-	if (r->res.outcome == DELIVER_TIMEOUT)
-		t->round_timeout = 1;
-	if (t->round_n < t->limit)
-		return;
-	mean = t->round_sum_us / (int64_t)t->round_n;
-	if (!t->best_us || mean < t->best_us || now - t->best_at_us > DELIVER_BEST_KEEP_US) {
-		t->best_us = mean;
-		t->best_at_us = now;
-	}
-	if (mean > 2 * t->best_us + 1000) {
-		t->limit = t->limit / 2 > DELIVER_LIMIT_MIN ? t->limit / 2 : DELIVER_LIMIT_MIN;
-		if (t->limit > d->max_per_target)
-			t->limit = d->max_per_target;
-	} else if (t->round_full && !t->round_timeout) {
-		t->limit = t->limit * 2 < d->max_per_target ? t->limit * 2 : d->max_per_target;
-	}
-	if (t->limit != was)
-		log_debug("target limit changed", "target=\"%s\" limit=%zu was=%zu mean_us=%" PRId64
-			  " best_us=%" PRId64, t->key, t->limit, was, mean, t->best_us);
-	round_begin(t, now);
+	if (tlimit_answer(&t->lim, r->started_us, mono_us(), r->res.outcome == DELIVER_TIMEOUT,
+			  t->queue.n > 0))
+		log_debug("target limit changed", "target=\"%s\" limit=%zu was=%zu base_us=%" PRId64,
+			  t->key, t->lim.limit, was, t->lim.base_us);
 }
 
 /* A target with nothing queued or running leaves the ready ring. It is kept
@@ -940,7 +876,7 @@ static void complete(struct deliver *d, struct dreq *r)
 			r->easy = NULL;
 		}
 		r->res.duration_ms = clock_mono_ms() - r->started_mono_ms;
-		target_adapt(d, t, r);
+		target_adapt(t, r);
 	} else if (r->state == DREQ_FINISHED) {
 		dlist_unlink(&d->finished, r);
 	}
@@ -1093,7 +1029,7 @@ static int attempt_start(struct deliver *d, struct dreq *r)
 static void kick_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct deliver *d = arg;
-	size_t n;
+	size_t n, started = 0;
 
 	(void)fd;
 	(void)events;
@@ -1110,6 +1046,7 @@ static void kick_cb(evutil_socket_t fd, short events, void *arg)
 		ring_remove(d, t);
 		if (attempt_start(d, r) == 0) {
 			t->running++;
+			started++;
 			ring_update(d, t);
 			continue;
 		}
@@ -1118,6 +1055,20 @@ static void kick_cb(evutil_socket_t fd, short events, void *arg)
 		dlist_push(&d->finished, r);
 		ring_update(d, t);
 		complete(d, r);
+	}
+	/* Start what was added now, in this loop pass, rather than from the
+	 * 0 ms timer curl set for it in the next one: a keep-alive connection
+	 * that an answer just gave back is taken again before the loop
+	 * applies its watch changes, so its socket never leaves epoll (two
+	 * epoll_ctl calls and a loop pass less per delivery). */
+	if (started) {
+		int running;
+		CURLMcode mc = curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+
+		if (mc != CURLM_OK)
+			log_error("curl_multi_socket_action failed", "error=\"%s\"",
+				  curl_multi_strerror(mc));
+		process_completions(d);
 	}
 }
 
