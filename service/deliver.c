@@ -392,6 +392,21 @@ static void ring_update(struct deliver *d, struct target *t)
 	}
 }
 
+/* How long t's queue would take to drain at the target's own pace with
+ * its cap in flight: cap answers per base answer time (Little's law). The
+ * base is measured at the floor, so it is the target's own answer time,
+ * not the time answers waited for a busy loop, and the cap is used rather
+ * than the limit of the moment (it drops to the floor for a round every
+ * 10 s, and starts there): a queue that is long only because the limit is
+ * low, or the loop busy, drains fast. Before the first round the pace is
+ * unknown: as if forever. */
+static int64_t drain_ms(const struct target *t)
+{
+	if (!t->lim.base_us)
+		return INT64_MAX;
+	return (int64_t)t->queue.n * t->lim.base_us / (int64_t)t->lim.max / 1000;
+}
+
 /* An answer (or timeout) to r counts toward its target's limit. */
 static void target_adapt(struct target *t, const struct dreq *r)
 {
@@ -1270,9 +1285,12 @@ int deliver_submit(struct deliver *d, const struct deliver_request *req,
 	}
 	r->queued_mono_ms = clock_mono_ms();
 	/* Saturated: the queue is long AND does not drain (its head has
-	 * waited a while). A fast target with a burst queued is not. */
+	 * waited a while, and at the target's own pace the queue takes as
+	 * long again). A fast target with a burst queued is not; nor is a
+	 * 50 ms one whose answers wait for a busy loop. */
 	if (req->max_queued && t->queue.n >= req->max_queued &&
-	    r->queued_mono_ms - t->queue.head->queued_mono_ms >= DELIVER_SATURATED_WAIT_MS) {
+	    r->queued_mono_ms - t->queue.head->queued_mono_ms >= DELIVER_SATURATED_WAIT_MS &&
+	    drain_ms(t) >= DELIVER_SATURATED_WAIT_MS) {
 		dreq_free(r);
 		return DELIVER_SATURATED;
 	}

@@ -55,9 +55,11 @@ struct deliver_request {
 	const char *secret;       /* NULL, or "whsec_..." to sign with */
 	deliver_started_fn *started; /* NULL, or told when the attempt starts */
 	size_t max_queued;        /* 0, or: when this many requests already
-				   * wait for the target and the oldest has
-				   * waited DELIVER_SATURATED_WAIT_MS, queue
-				   * nothing and return DELIVER_SATURATED */
+				   * wait for the target, the oldest has
+				   * waited DELIVER_SATURATED_WAIT_MS and at
+				   * the target's pace the queue takes at
+				   * least as long to drain, queue nothing
+				   * and return DELIVER_SATURATED */
 };
 
 /* deliver_submit's answer when the target is saturated (see max_queued). */

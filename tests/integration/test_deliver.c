@@ -608,6 +608,75 @@ static void test_fairness(struct server *srv)
 	close(hang_fd);
 }
 
+static int submit_capped(struct deliver *d, const char *url, size_t max_queued,
+			 struct outcome *o)
+{
+	struct deliver_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.target = url;
+	req.body = dup_body("{}");
+	req.body_len = 2;
+	req.content_type = "application/json";
+	req.message_id = "msg_0123456789abcdef0123456789abcdef";
+	req.max_queued = max_queued;
+	return deliver_submit(d, &req, on_done, o);
+}
+
+/*
+ * Saturated (max_queued): a long queue whose head has waited a second is
+ * saturated only when the target itself is slow. A 20 ms target with its
+ * queue behind a low limit drains fast (its queue at its own pace with its
+ * cap in flight); a target that never answers does not.
+ */
+static void test_saturation(struct server *srv)
+{
+	enum { N = 1000, H = 40 };
+	struct config cfg;
+	struct deliver *d;
+	struct outcome *o = calloc(N + 1, sizeof(*o)), h[H + 1];
+	char url[128];
+	int i, hang_port, hang_fd;
+
+	CHECK(o != NULL);
+	if (!o)
+		return;
+	memset(h, 0, sizeof(h));
+	config_init(&cfg, 10000, 64, 16, 1);
+	d = new_deliver(&cfg);
+	CHECK(d != NULL);
+	if (!d) {
+		free(o);
+		return;
+	}
+	done_count = 0;
+	/* 1,000 answers of 20 ms, 16 at a time: 1.25 s. After 1.1 s the
+	 * queue is still over 32 and its head has waited over a second. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", srv->port);
+	for (i = 0; i < N; i++)
+		CHECK_INT(submit_capped(d, url, 32, &o[i]), 0);
+	run_for(1100);
+	fprintf(stderr, "20 ms target after 1.1 s: %zu pending\n", deliver_pending(d));
+	CHECK(deliver_pending(d) >= 32 + 16);
+	CHECK_INT(submit_capped(d, url, 32, &o[N]), 0);
+	run_until(N + 1, 10000);
+	CHECK_INT(done_count, N + 1);
+
+	/* A target that never answers: 16 running, 24 waiting; a second
+	 * later the next is refused. */
+	hang_fd = hang_listener(&hang_port);
+	CHECK(hang_fd >= 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hang", hang_port);
+	for (i = 0; i < H; i++)
+		CHECK_INT(submit_capped(d, url, 8, &h[i]), 0);
+	run_for(1100);
+	CHECK_INT(submit_capped(d, url, 8, &h[H]), DELIVER_SATURATED);
+	deliver_free(d);
+	if (hang_fd >= 0)
+		close(hang_fd);
+	free(o);
+}
+
 static void test_cancel(void)
 {
 	enum { N = 6 };
@@ -738,6 +807,7 @@ int main(void)
 	test_address_policy(&srv);
 	test_concurrency(&srv);
 	test_fairness(&srv);
+	test_saturation(&srv);
 	test_cancel();
 	test_idle_targets(&srv);
 
