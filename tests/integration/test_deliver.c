@@ -287,8 +287,9 @@ static char *dup_body(const char *s)
 	return p;
 }
 
-static int submit(struct deliver *d, const char *url, const char *body,
-		  const char *secret, struct outcome *o)
+/* max_queued: 0, or the saturation bound (deliver_request.max_queued). */
+static int submit_capped_body(struct deliver *d, const char *url, const char *body,
+			      const char *secret, size_t max_queued, struct outcome *o)
 {
 	struct deliver_request req;
 
@@ -299,7 +300,14 @@ static int submit(struct deliver *d, const char *url, const char *body,
 	req.content_type = "application/json";
 	req.message_id = "msg_0123456789abcdef0123456789abcdef";
 	req.secret = secret;
+	req.max_queued = max_queued;
 	return deliver_submit(d, &req, on_done, o);
+}
+
+static int submit(struct deliver *d, const char *url, const char *body,
+		  const char *secret, struct outcome *o)
+{
+	return submit_capped_body(d, url, body, secret, 0, o);
 }
 
 static void config_init(struct config *cfg, long timeout_ms, long total,
@@ -611,16 +619,7 @@ static void test_fairness(struct server *srv)
 static int submit_capped(struct deliver *d, const char *url, size_t max_queued,
 			 struct outcome *o)
 {
-	struct deliver_request req;
-
-	memset(&req, 0, sizeof(req));
-	req.target = url;
-	req.body = dup_body("{}");
-	req.body_len = 2;
-	req.content_type = "application/json";
-	req.message_id = "msg_0123456789abcdef0123456789abcdef";
-	req.max_queued = max_queued;
-	return deliver_submit(d, &req, on_done, o);
+	return submit_capped_body(d, url, "{}", NULL, max_queued, o);
 }
 
 /*
