@@ -266,8 +266,44 @@ static void add_member(struct buf *out, const char *name, const char *value)
 	buf_add_json_string(out, value, strlen(value));
 }
 
+/*
+ * Whether p (n bytes, starting with '{') is one object: the brace at its
+ * start closes at its last byte, counting brackets outside strings. The
+ * JSON body copies data as given, so `{}, "webhookId": "x"` (braced, but
+ * an object and more) would add members to the envelope. Data from a
+ * decoded event is always one object; this keeps render_json's own
+ * contract whatever its caller, for one pass over data (found by
+ * fuzz_render_json).
+ */
+static int one_object(const char *p, size_t n)
+{
+	size_t i, depth = 0;
+	int in_string = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return 0;
+			if (--depth == 0)
+				return i == n - 1;
+		}
+	}
+	return 0;
+}
+
 /* What both renderers check first: every string present, the event and
- * period in range, data braced. Sets the event and period names (period
+ * period in range, data one braced object. Sets the event and period names (period
  * NULL for PERIOD_NONE) and data trimmed of surrounding whitespace. */
 static int check_input(const struct render_input *in, const char **event,
 		       const char **period, const char **data,
@@ -286,7 +322,8 @@ static int check_input(const struct render_input *in, const char **event,
 			return -1;
 	}
 	trim(data, data_len);
-	if (*data_len < 2 || (*data)[0] != '{' || (*data)[*data_len - 1] != '}')
+	if (*data_len < 2 || (*data)[0] != '{' || (*data)[*data_len - 1] != '}' ||
+	    !one_object(*data, *data_len))
 		return -1;
 	return 0;
 }

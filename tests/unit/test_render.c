@@ -188,6 +188,13 @@ static void test_invalid(void)
 	/* With a period, data is parsed: broken JSON is caught. */
 	EXPECT_FAIL(in.period = PERIOD_HOURS; in.data = "{\"a\":}"; in.data_len = 6);
 	EXPECT_FAIL(in.period = PERIOD_HOURS; in.data = "{}{}"; in.data_len = 4);
+	/* Without a period data is copied, but only one object: members
+	 * after it would land in the envelope (fuzz_render_json found it). */
+	EXPECT_FAIL(in.data = "{}{}"; in.data_len = 4);
+	EXPECT_FAIL(in.data = "{\"a\":[0,{}]}, \"webhookId\": \"x\", \"b\": {}";
+		    in.data_len = strlen(in.data));
+	EXPECT_FAIL(in.data = "{\"a\":\"}\"}, \"c\":{}"; in.data_len = strlen(in.data));
+	EXPECT_FAIL(in.data = "{]}"; in.data_len = 3);
 	/* A full buffer. */
 	{
 		struct buf small;
@@ -196,6 +203,20 @@ static void test_invalid(void)
 		CHECK_INT(render_json(&cases[0].in, &small), -1);
 		buf_release(&small);
 	}
+	buf_release(&out);
+}
+
+/* Brackets and escaped quotes inside strings do not end data early. */
+static void test_strings_in_data(void)
+{
+	struct render_input in = cases[0].in;
+	struct buf out;
+
+	buf_init(&out, 0);
+	in.data = "{\"a\":\"}{\\\"]\",\"b\":[\"[\"]}";
+	in.data_len = strlen(in.data);
+	CHECK_INT(render_json(&in, &out), 0);
+	CHECK(strstr(buf_str(&out), in.data) != NULL);
 	buf_release(&out);
 }
 
@@ -239,6 +260,7 @@ int main(void)
 	test_appends();
 	test_add_int();
 	test_invalid();
+	test_strings_in_data();
 	test_from_decode();
 	return TEST_DONE();
 }
