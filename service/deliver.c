@@ -724,19 +724,24 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-static void timer_event_cb(evutil_socket_t fd, short events, void *arg)
+/* Lets curl run every transfer whose timer is due (new ones are due at
+ * once), then reports what finished. */
+static void run_due(struct deliver *d)
 {
-	struct deliver *d = arg;
 	int running;
-	CURLMcode mc;
+	CURLMcode mc = curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 
-	(void)fd;
-	(void)events;
-	mc = curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	if (mc != CURLM_OK)
 		log_error("curl_multi_socket_action failed", "error=\"%s\"",
 			  curl_multi_strerror(mc));
 	process_completions(d);
+}
+
+static void timer_event_cb(evutil_socket_t fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	run_due(arg);
 }
 
 /* ---- attempts -------------------------------------------------------- */
@@ -1076,15 +1081,8 @@ static void kick_cb(evutil_socket_t fd, short events, void *arg)
 	 * that an answer just gave back is taken again before the loop
 	 * applies its watch changes, so its socket never leaves epoll (two
 	 * epoll_ctl calls and a loop pass less per delivery). */
-	if (started) {
-		int running;
-		CURLMcode mc = curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-
-		if (mc != CURLM_OK)
-			log_error("curl_multi_socket_action failed", "error=\"%s\"",
-				  curl_multi_strerror(mc));
-		process_completions(d);
-	}
+	if (started)
+		run_due(d);
 }
 
 /* ---- public API ------------------------------------------------------ */

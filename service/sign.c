@@ -52,12 +52,13 @@ void sign_message_id(const char *source, const char *event_id,
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	static EVP_MD_CTX *ctx; /* reused: EVP_DigestInit_ex2 resets it */
+	const EVP_MD *sha256 = sha256_md();
 	size_t i;
 	int ok;
 
 	if (!ctx)
 		ctx = EVP_MD_CTX_new();
-	ok = ctx && sha256_md() && EVP_DigestInit_ex2(ctx, sha256_md(), NULL) == 1;
+	ok = ctx && sha256 && EVP_DigestInit_ex2(ctx, sha256, NULL) == 1;
 	for (i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++) {
 		const char *p = parts[i] ? parts[i] : "";
 
