@@ -158,6 +158,8 @@ struct pipeline {
 	struct deadletter *dlq; /* the dead-letter copier */
 	size_t jobs_live;       /* delivery jobs without a recorded outcome */
 	size_t retries_live;    /* of which retries */
+	int retry_squeezed;     /* the last claim was cut short by the bound
+				 * while retries wait in Redis */
 	struct delivery_job *retry_jobs; /* those retries, by retry id once */
 	struct retryrelay *retries; /* due retries from Redis */
 	int counting;           /* a store_counts is in flight */
@@ -190,15 +192,39 @@ static void finish_ticket(struct pipeline *p, struct offsets_ticket t)
  * delivery jobs waiting to record their outcome (retried with backoff
  * while Redis is away), promotion-state writes and dead-letter copies. So
  * while the store cannot take outcomes, intake stops once the bound is
- * reached and memory stays within it (README, "Backpressure"). */
+ * reached and memory stays within it (README, "Backpressure"). Retries
+ * claimed from Redis count too, from the moment the claim is asked for
+ * (retryrelay_pending): they are deliveries in flight like the rest. */
 static size_t held(const struct pipeline *p)
 {
-	return p->jobs_live + deadletter_pending(p->dlq);
+	return p->jobs_live + deadletter_pending(p->dlq) + retryrelay_pending(p->retries);
+}
+
+/* The retries' share of the bound (PIPELINE_RETRY_SHARE). */
+static size_t retry_cap(const struct pipeline *p)
+{
+	return (size_t)p->cfg->max_in_flight / PIPELINE_RETRY_SHARE + 1;
+}
+
+/* What first attempts leave free of the bound for retries: while retries
+ * are known to be due (the last claim got all it asked for, or a claim was
+ * cut short for lack of room while retries wait in Redis), intake stops
+ * short of the bound by the unused part of the retries' share, so that a
+ * backlog of first attempts does not keep due retries out for as long as
+ * it lasts. Otherwise first attempts may use the whole bound. */
+static size_t retry_reserve(const struct pipeline *p)
+{
+	size_t cap = retry_cap(p);
+	size_t used = p->retries_live + retryrelay_pending(p->retries);
+
+	if (!(p->retry_squeezed || retryrelay_more_due(p->retries)) || used >= cap)
+		return 0;
+	return cap - used;
 }
 
 static int over_bound(const struct pipeline *p)
 {
-	return held(p) >= (size_t)p->cfg->max_in_flight;
+	return held(p) + retry_reserve(p) >= (size_t)p->cfg->max_in_flight;
 }
 
 static void set_intake(struct pipeline *p, int on)
@@ -924,17 +950,32 @@ static int submit_retry(void *arg, struct retry_claim *rc, const struct webhook 
 	return 0;
 }
 
+/* Claims due retries into what is left of their share and of the bound:
+ * deliveries in flight, first attempts and retries together, never exceed
+ * PROMO_WEBHOOKS_MAX_IN_FLIGHT. */
 static void claim_retries(struct pipeline *p)
 {
-	size_t cap = (size_t)p->cfg->max_in_flight / PIPELINE_RETRY_SHARE + 1;
+	size_t cap = retry_cap(p), max = (size_t)p->cfg->max_in_flight;
+	size_t h = held(p), room = h < max ? max - h : 0;
 	size_t want;
 
+	p->retry_squeezed = 0;
 	if (p->retries_live >= cap)
 		return;
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
+	if (room < want) {
+		p->retry_squeezed = p->counters.retries_pending > 0;
+		want = room;
+	}
 	retryrelay_claim(p->retries, clock_wall_ms(), retry_lease_ms(p), want);
+	/* The claim and a reserve count from now; a reserve that ended (the
+	 * last claim got fewer than it asked for) gives intake its room back. */
+	if (over_bound(p))
+		set_intake(p, 0);
+	else
+		after_completion(p);
 }
 
 static void counts_cb(void *arg, enum store_status status, int64_t retries, int64_t notices)
@@ -1163,7 +1204,7 @@ static void begin_close(struct pipeline *p)
 static void after_completion(struct pipeline *p)
 {
 	if (p->state == PIPELINE_RUNNING) {
-		size_t pending = held(p);
+		size_t pending = held(p) + retry_reserve(p);
 
 		if (!p->intake_on &&
 		    pending * PIPELINE_RESUME_DEN <=

@@ -17,6 +17,9 @@ struct retryrelay {
 	retryrelay_submit_fn *submit;
 	void *arg;
 	int claiming;          /* a claim is in flight */
+	size_t claim_want;     /* what it asked for */
+	int more_due;          /* the last claim got all it asked for */
+	size_t n_checks;       /* in rr->checks */
 	uint64_t redis_errors; /* claims and checks that failed */
 	uint64_t dropped;      /* period occurrences whose promotion is gone
 				* or whose date moved */
@@ -60,6 +63,7 @@ static void check_free(struct occurrence_check *oc)
 		rr->checks = oc->next;
 	if (oc->next)
 		oc->next->prev = oc->prev;
+	rr->n_checks--;
 	retry_claim_free(oc->rc);
 	free(oc);
 }
@@ -135,6 +139,7 @@ static int check_occurrence(struct retryrelay *rr, struct retry_claim *rc)
 	if (rr->checks)
 		rr->checks->prev = oc;
 	rr->checks = oc;
+	rr->n_checks++;
 	return 0;
 }
 
@@ -210,6 +215,7 @@ static void retries_claimed(void *arg, enum store_status status,
 		rr->redis_errors++;
 		return;
 	}
+	rr->more_due = n >= rr->claim_want;
 	for (i = 0; i < n; i++) {
 		struct retry_claim *rc = calloc(1, sizeof(*rc));
 		const struct webhook *wh;
@@ -286,8 +292,20 @@ void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
 {
 	if (rr->claiming || want == 0)
 		return;
-	if (store_retry_claim(rr->store, now_ms, lease_ms, want, retries_claimed, rr) == 0)
+	if (store_retry_claim(rr->store, now_ms, lease_ms, want, retries_claimed, rr) == 0) {
 		rr->claiming = 1;
+		rr->claim_want = want;
+	}
+}
+
+size_t retryrelay_pending(const struct retryrelay *rr)
+{
+	return (rr->claiming ? rr->claim_want : 0) + rr->n_checks;
+}
+
+int retryrelay_more_due(const struct retryrelay *rr)
+{
+	return rr->more_due;
 }
 
 uint64_t retryrelay_dropped(const struct retryrelay *rr)

@@ -36,7 +36,7 @@ cmake --build "$asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir "$asan" --output-on-failure -L 'unit|integration'
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --test-dir "$asan" --output-on-failure -R 'e2e_(pipeline|retries|failure_rule|testsend)|api_openapi'
+	ctest --test-dir "$asan" --output-on-failure -R 'e2e_(pipeline|retries|retry_share|failure_rule|testsend)|api_openapi'
 
 echo "== fuzzing"
 sh "$root/tests/fuzz/run.sh"

@@ -36,7 +36,10 @@ CACHE_DIR="${PW_CACHE_DIR:-$HOME/.cache/promo-webhooks}/kafka-$KAFKA_VERSION"
 LIB_DIR="$CACHE_DIR/lib"
 LIB_MARKER="$CACHE_DIR/lib.complete"
 LOG4J_CONFIG="$REPO_ROOT/tests/kafka/log4j2.properties"
-JAVA_OPTS="-Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1"
+# Tests: a small heap and the C1 compiler only (a broker that starts fast).
+# PW_KAFKA_JAVA_OPTS replaces them: the benchmark runs the broker as
+# Kafka's own scripts do (full JIT, 1 GiB heap), the way users run it.
+JAVA_OPTS=${PW_KAFKA_JAVA_OPTS:-"-Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1"}
 START_TIMEOUT_S=90
 STOP_TIMEOUT_S=15
 
