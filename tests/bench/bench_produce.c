@@ -16,8 +16,9 @@
  *   paced per millisecond; --seconds then bounds the run instead of -n.
  *
  *   --consume  also consume the topic from its end in a thread of this
- *              process (a plain librdkafka consumer with the service's
- *              fetch settings, no group) and report produce-to-consume
+ *              process (a plain librdkafka consumer, no group; -X
+ *              key=value sets its librdkafka settings, the benchmark
+ *              passes the service's fetch settings) and report produce-to-consume
  *              latency: the part of event-to-delivery latency that is
  *              Kafka's and the machine's, not the service's.
  *
@@ -132,6 +133,11 @@ static void *consume_main(void *arg)
 	return NULL;
 }
 
+/* -X key=value: librdkafka settings of the --consume consumer (the
+ * benchmark passes the service's own fetch settings). */
+static const char *cconf[16];
+static int n_cconf;
+
 /* Starts a consumer of every partition of topic from its end. */
 static int consume_start(const char *brokers, const char *topic, pthread_t *th)
 {
@@ -146,6 +152,17 @@ static int consume_start(const char *brokers, const char *topic, pthread_t *th)
 	set(conf, "group.id", "pw-bench-consume");
 	set(conf, "enable.auto.commit", "false");
 	set(conf, "enable.partition.eof", "false");
+	for (i = 0; i < n_cconf; i++) {
+		char k[128], *eq = strchr(cconf[i], '=');
+
+		if (!eq || (size_t)(eq - cconf[i]) >= sizeof(k)) {
+			fprintf(stderr, "pw-bench-produce: -X wants key=value: %s\n", cconf[i]);
+			return -1;
+		}
+		memcpy(k, cconf[i], (size_t)(eq - cconf[i]));
+		k[eq - cconf[i]] = '\0';
+		set(conf, k, eq + 1);
+	}
 	crk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!crk) {
 		fprintf(stderr, "pw-bench-produce: consumer: %s\n", err);
@@ -230,6 +247,8 @@ int main(int argc, char **argv)
 			pad = strtol(argv[++a], NULL, 10);
 		else if (strcmp(argv[a], "--prefix") == 0)
 			prefix = argv[++a];
+		else if (strcmp(argv[a], "-X") == 0 && n_cconf < 16)
+			cconf[n_cconf++] = argv[++a];
 
 		else
 			goto usage;
