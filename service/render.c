@@ -278,18 +278,27 @@ static void add_member(struct buf *out, const char *name, const char *value)
 static int one_object(const char *p, size_t n)
 {
 	size_t i, depth = 0;
-	int in_string = 0;
 
 	for (i = 0; i < n; i++) {
 		char c = p[i];
 
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
+		if (c == '"') {
+			/* To the closing quote: the next one after an even
+			 * number of backslashes (memchr, not a byte loop: data
+			 * is mostly strings). The opening quote stops the
+			 * backward count. */
+			for (;;) {
+				const char *q = memchr(p + i + 1, '"', n - i - 1);
+				size_t bs = 0;
+
+				if (!q)
+					return 0;
+				i = (size_t)(q - p);
+				while (p[i - 1 - bs] == '\\')
+					bs++;
+				if (bs % 2 == 0)
+					break;
+			}
 		} else if (c == '{' || c == '[') {
 			depth++;
 		} else if (c == '}' || c == ']') {

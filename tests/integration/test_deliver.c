@@ -53,6 +53,7 @@ struct server {
 	int hits_ok;         /* /ok */
 	int hits_redirected; /* /after-redirect */
 	int hits_total;
+	int hits_echo;       /* /echo/<n>?n=<n> with body {"n":<n>} */
 	int current;         /* requests received, not yet answered */
 	int max_current;
 	struct seen last;
@@ -115,6 +116,22 @@ static void server_cb(struct evhttp_request *req, void *arg)
 		s->body[n] = '\0';
 		s->body_len = evbuffer_get_length(body);
 		evhttp_send_reply(req, 200, "OK", NULL);
+	} else if (strncmp(path, "/echo/", 6) == 0) {
+		/* Counted when path, query and body name the same n: each
+		 * request went to its own URL. */
+		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+		char want_q[32], want_body[32], got[32];
+		size_t n = evbuffer_get_length(body);
+
+		snprintf(want_q, sizeof(want_q), "n=%s", path + 6);
+		snprintf(want_body, sizeof(want_body), "{\"n\":%s}", path + 6);
+		if (n >= sizeof(got))
+			n = sizeof(got) - 1;
+		evbuffer_copyout(body, got, n);
+		got[n] = '\0';
+		if (q && strcmp(q, want_q) == 0 && strcmp(got, want_body) == 0)
+			srv->hits_echo++;
+		evhttp_send_reply(req, 204, "No Content", NULL);
 	} else if (strcmp(path, "/fail") == 0) {
 		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
 	} else if (strcmp(path, "/created") == 0) {
@@ -569,6 +586,46 @@ static void test_concurrency(struct server *srv)
 	free(o);
 }
 
+/* More distinct URLs at one target than the URL cache has slots, all
+ * queued before any starts: slots are replaced while requests that hold
+ * their parsed URL (CURLOPT_CURLU) still wait, and each must still reach
+ * its own path and query (under ASan: no parse freed under a request). */
+static void test_url_paths(struct server *srv)
+{
+	enum { N = 6000 };
+	struct config cfg;
+	struct deliver *d;
+	struct outcome *o = calloc(N, sizeof(*o));
+	char url[128], body[32];
+	int i, ok = 0;
+
+	CHECK(o != NULL);
+	if (!o)
+		return;
+	config_init(&cfg, 10000, 64, 16, 1);
+	d = new_deliver(&cfg);
+	CHECK(d != NULL);
+	if (!d) {
+		free(o);
+		return;
+	}
+	srv->hits_echo = 0;
+	done_count = 0;
+	for (i = 0; i < N; i++) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo/%d?n=%d", srv->port, i, i);
+		snprintf(body, sizeof(body), "{\"n\":%d}", i);
+		CHECK_INT(submit(d, url, body, NULL, &o[i]), 0);
+	}
+	run_until(N, 60000);
+	CHECK_INT(done_count, N);
+	for (i = 0; i < N; i++)
+		ok += o[i].called == 1 && o[i].res.outcome == DELIVER_OK;
+	CHECK_INT(ok, N);
+	CHECK_INT(srv->hits_echo, N);
+	deliver_free(d);
+	free(o);
+}
+
 static void test_fairness(struct server *srv)
 {
 	enum { NA = 20, NB = 20 };
@@ -805,6 +862,7 @@ int main(void)
 	test_error_outcomes(&srv);
 	test_address_policy(&srv);
 	test_concurrency(&srv);
+	test_url_paths(&srv);
 	test_fairness(&srv);
 	test_saturation(&srv);
 	test_cancel();
