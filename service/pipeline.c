@@ -160,6 +160,8 @@ struct pipeline {
 	size_t retries_live;    /* of which retries */
 	int retry_squeezed;     /* the last claim was cut short by the bound
 				 * while retries wait in Redis */
+	size_t claimed_started; /* claimed retries started since the last claim */
+	size_t claimed_refused; /* ... and put back: their target saturated */
 	struct delivery_job *retry_jobs; /* those retries, by retry id once */
 	struct retryrelay *retries; /* due retries from Redis */
 	int counting;           /* a store_counts is in flight */
@@ -206,18 +208,18 @@ static size_t retry_cap(const struct pipeline *p)
 	return (size_t)p->cfg->max_in_flight / PIPELINE_RETRY_SHARE + 1;
 }
 
-/* What first attempts leave free of the bound for retries: while retries
- * are known to be due (the last claim got all it asked for, or a claim was
- * cut short for lack of room while retries wait in Redis), intake stops
- * short of the bound by the unused part of the retries' share, so that a
- * backlog of first attempts does not keep due retries out for as long as
- * it lasts. Otherwise first attempts may use the whole bound. */
+/* What first attempts leave free of the bound for retries: while due
+ * retries that could run were kept out by a full bound at the last claim
+ * (p->retry_squeezed), intake stops short of the bound by the unused part
+ * of the retries' share, so that a backlog of first attempts does not keep
+ * them out for as long as it lasts. Otherwise first attempts may use the
+ * whole bound. */
 static size_t retry_reserve(const struct pipeline *p)
 {
 	size_t cap = retry_cap(p);
 	size_t used = p->retries_live + retryrelay_pending(p->retries);
 
-	if (!(p->retry_squeezed || retryrelay_more_due(p->retries)) || used >= cap)
+	if (!p->retry_squeezed || used >= cap)
 		return 0;
 	return cap - used;
 }
@@ -751,6 +753,10 @@ static int submit_job(struct pipeline *p, struct delivery_job *job,
 	if (rc < 0)
 		return -1;
 	p->jobs_live++;
+	if (job->retry && rc == DELIVER_SATURATED)
+		p->claimed_refused++;
+	else if (job->retry)
+		p->claimed_started++;
 	if (rc == DELIVER_SATURATED) {
 		if (job->retry) {
 			/* Still leased in Redis: claimed again when the lease
@@ -958,20 +964,28 @@ static void claim_retries(struct pipeline *p)
 	size_t cap = retry_cap(p), max = (size_t)p->cfg->max_in_flight;
 	size_t h = held(p), room = h < max ? max - h : 0;
 	size_t want;
+	int squeezable;
 
+	/* Squeezed: retries wait in Redis, the bound left less room than
+	 * their share, and the last claim's retries were not all put back
+	 * at a saturated target (those need no room: a reserve for them
+	 * would only cost first attempts a quarter of the bound). */
+	squeezable = p->counters.retries_pending > 0 &&
+		     !(p->claimed_refused > 0 && p->claimed_started == 0);
 	p->retry_squeezed = 0;
+	p->claimed_started = p->claimed_refused = 0;
 	if (p->retries_live >= cap)
 		return;
 	want = cap - p->retries_live;
 	if (want > PIPELINE_RETRY_BATCH)
 		want = PIPELINE_RETRY_BATCH;
 	if (room < want) {
-		p->retry_squeezed = p->counters.retries_pending > 0;
+		p->retry_squeezed = squeezable;
 		want = room;
 	}
 	retryrelay_claim(p->retries, clock_wall_ms(), retry_lease_ms(p), want);
-	/* The claim and a reserve count from now; a reserve that ended (the
-	 * last claim got fewer than it asked for) gives intake its room back. */
+	/* The claim and a reserve count from now; a reserve that ended (no
+	 * longer squeezed) gives intake its room back. */
 	if (over_bound(p))
 		set_intake(p, 0);
 	else
@@ -1204,7 +1218,7 @@ static void begin_close(struct pipeline *p)
 static void after_completion(struct pipeline *p)
 {
 	if (p->state == PIPELINE_RUNNING) {
-		size_t pending = held(p) + retry_reserve(p);
+		size_t pending = held(p);
 
 		if (!p->intake_on &&
 		    pending * PIPELINE_RESUME_DEN <=

@@ -18,7 +18,6 @@ struct retryrelay {
 	void *arg;
 	int claiming;          /* a claim is in flight */
 	size_t claim_want;     /* what it asked for */
-	int more_due;          /* the last claim got all it asked for */
 	size_t n_checks;       /* in rr->checks */
 	uint64_t redis_errors; /* claims and checks that failed */
 	uint64_t dropped;      /* period occurrences whose promotion is gone
@@ -215,7 +214,6 @@ static void retries_claimed(void *arg, enum store_status status,
 		rr->redis_errors++;
 		return;
 	}
-	rr->more_due = n >= rr->claim_want;
 	for (i = 0; i < n; i++) {
 		struct retry_claim *rc = calloc(1, sizeof(*rc));
 		const struct webhook *wh;
@@ -303,10 +301,6 @@ size_t retryrelay_pending(const struct retryrelay *rr)
 	return (rr->claiming ? rr->claim_want : 0) + rr->n_checks;
 }
 
-int retryrelay_more_due(const struct retryrelay *rr)
-{
-	return rr->more_due;
-}
 
 uint64_t retryrelay_dropped(const struct retryrelay *rr)
 {

@@ -55,9 +55,6 @@ void retryrelay_claim(struct retryrelay *rr, int64_t now_ms, int64_t lease_ms,
  * its re-check counts one. The pipeline counts them toward its in-flight
  * bound before they arrive. */
 size_t retryrelay_pending(const struct retryrelay *rr);
-/* Whether the last claim got as many as it asked for, so more may be due
- * (0 until a claim has answered). */
-int retryrelay_more_due(const struct retryrelay *rr);
 /* Period occurrences dropped by the re-check, for
  * promo_webhooks_period_occurrences_dropped_total. */
 uint64_t retryrelay_dropped(const struct retryrelay *rr);
