@@ -117,6 +117,8 @@ struct delivery_job {
 	char *response;               /* its response head (res.response) */
 	int parking;                  /* being parked, not recorded */
 	struct backoff record;        /* retries of recording the outcome */
+	char *sent_token;             /* a retry: the claim token its outcome
+				       * was last sent to Redis with */
 };
 
 /* What a delivery renders from, whether first attempt or retry. */
@@ -332,6 +334,7 @@ static void job_finish(struct delivery_job *job, int recorded)
 	}
 	backoff_release(&job->record);
 	free(job->response);
+	free(job->sent_token);
 	free(job);
 	p->jobs_live--;
 	after_completion(p);
@@ -388,7 +391,28 @@ static void log_success(struct pipeline *p, const struct delivery_job *job,
 }
 
 static void record_failure(struct delivery_job *job);
+static void record_retry_success(struct delivery_job *job);
 static void park_job(struct delivery_job *job);
+
+/* A retry's outcome is about to be sent under its claim's token: noted, so
+ * that a "stale" answer can tell a claim taken by someone else from this
+ * replica's own claim of the same retry, taken while the send was on its
+ * way (Redis slow or paused: the claim ran first, and the running job took
+ * the new token, see submit_retry). */
+static void note_sent_token(struct delivery_job *job)
+{
+	free(job->sent_token);
+	job->sent_token = job->retry && job->retry->token ? strdup(job->retry->token) : NULL;
+}
+
+/* Whether job's claim changed to one of this replica's since its outcome
+ * was sent: the outcome is then sent again under the new token (it was
+ * not recorded: a stale answer changes nothing). */
+static int claimed_again_here(const struct delivery_job *job)
+{
+	return job->retry && job->retry->token && job->sent_token &&
+	       strcmp(job->sent_token, job->retry->token) != 0;
+}
 
 static void record_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -474,6 +498,13 @@ static void failure_recorded(void *arg, enum store_status status,
 			 "webhook=%s attempt=%d", job->webhook_id, job->attempt);
 		break;
 	case STORE_FAILURE_STALE:
+		if (claimed_again_here(job)) {
+			log_info("retry claimed again here while its outcome was sent; sent again under the new claim",
+				 "webhook=%s retry=%s attempt=%d", job->webhook_id,
+				 job->retry->retry_id, job->attempt);
+			record_failure(job);
+			return;
+		}
 		/* Its lease ended and the retry was claimed again: the
 		 * current claim's attempt counts, this one must not (one
 		 * real failure, one count; one retry chain). */
@@ -552,6 +583,7 @@ static void record_failure(struct delivery_job *job)
 		f.next_job = buf_str(&p->scratch);
 		f.next_due_ms = clock_wall_ms() + (int64_t)p->cfg->retry_schedule_s[next - 1] * 1000;
 	}
+	note_sent_token(job);
 	if (store_record_failure(p->store, &f, failure_recorded, job) < 0)
 		record_later(job, "out of memory");
 }
@@ -588,16 +620,51 @@ static void park_job(struct delivery_job *job)
 
 static void retry_success_recorded(void *arg, enum store_status status, int64_t version)
 {
-	struct pipeline *p = arg;
+	struct delivery_job *job = arg;
+	struct pipeline *p = job->p;
 
 	if (status != STORE_OK) {
 		/* The retry stays leased and is delivered once more later:
 		 * at least once, with the same webhook-id. */
 		p->counters.redis_errors++;
 		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
+	} else if (version == 0 && claimed_again_here(job)) {
+		log_info("retry claimed again here while its outcome was sent; sent again under the new claim",
+			 "webhook=%s retry=%s attempt=%d", job->webhook_id, job->retry->retry_id,
+			 job->attempt);
+		record_retry_success(job);
+		return;
 	} else if (version == 0) {
 		p->counters.stale_outcomes++;
 		log_warn("retry outcome under a stale claim dropped", "outcome=%s", "success");
+	}
+	job_finish(job, 1);
+}
+
+/* A retry's success: removes the retry under its claim and logs the
+ * attempt. The job lives until Redis answered, so that a claim of the same
+ * retry meanwhile finds it running here (submit_retry) instead of
+ * starting it again. */
+static void record_retry_success(struct delivery_job *job)
+{
+	struct pipeline *p = job->p;
+	struct payload_src src;
+	struct store_attempt a;
+
+	job_src(job, &src);
+	memset(&a, 0, sizeof(a));
+	a.webhook_id = job->webhook_id;
+	a.event_id = src.event_id;
+	a.attempt = job->attempt;
+	a.at_ms = job->res.started_ms;
+	a.status = job->res.status;
+	a.duration_ms = job->res.duration_ms;
+	note_sent_token(job);
+	if (store_record_success(p->store, &a, job->retry->retry_id, job->retry->token,
+				 retry_success_recorded, job) < 0) {
+		/* Out of memory: still leased, delivered once more later. */
+		p->counters.redis_errors++;
+		job_finish(job, 1);
 	}
 }
 
@@ -617,20 +684,13 @@ static void delivery_done(void *arg, const struct deliver_result *res)
 	pmetrics_observe(&p->counters, src.type, res->duration_ms);
 	if (res->outcome == DELIVER_OK) {
 		if (job->retry) {
-			struct store_attempt a;
-
-			memset(&a, 0, sizeof(a));
-			a.webhook_id = job->webhook_id;
-			a.event_id = src.event_id;
-			a.attempt = job->attempt;
-			a.at_ms = res->started_ms;
-			a.status = res->status;
-			a.duration_ms = res->duration_ms;
-			store_record_success(p->store, &a, job->retry->retry_id,
-					     job->retry->token, retry_success_recorded, p);
-		} else {
-			log_success(p, job, src.event_id, res);
+			job->res = *res;
+			job->res.response = NULL;
+			job->res.response_len = 0;
+			record_retry_success(job);
+			return;
 		}
+		log_success(p, job, src.event_id, res);
 		job_finish(job, 1);
 		return;
 	}

@@ -31,13 +31,16 @@
 -- {"inactive"} or {"unreadable"}.
 
 local id = ARGV[1]
+-- Stale first: a stale send changes nothing, not even the duplicate mark,
+-- so that the same attempt sent again under the replica's newer claim
+-- (claimed again while this send was on its way) is recorded.
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[8], ARGV[8]) ~= ARGV[12] then
+  return {'stale'}
+end
 if ARGV[13] == '1' and not redis.call('SET', KEYS[9], '1', 'NX', 'PX', ARGV[6]) then
   return {'duplicate'}
 end
 if ARGV[8] ~= '' then
-  if redis.call('HGET', KEYS[8], ARGV[8]) ~= ARGV[12] then
-    return {'stale'}
-  end
   redis.call('ZREM', KEYS[4], ARGV[8])
   redis.call('HDEL', KEYS[5], ARGV[8])
   redis.call('HDEL', KEYS[8], ARGV[8])

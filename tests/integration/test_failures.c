@@ -738,7 +738,12 @@ static void test_retries(void)
 		f.retry_token = tok1;
 		f.next_job = job;
 		f.next_due_ms = due + 600000;
+		f.attempt_id = "msg_x:2:retried";
 		CHECK_INT(fail_on(sa, &f), STORE_FAILURE_STALE);
+		/* a stale send leaves no duplicate mark: the same attempt
+		 * sent again under the newer claim (this replica claimed it
+		 * again while the send was on its way) is recorded below */
+		CHECK_INT(raw_int("EXISTS {pw}:recorded:%s", "msg_x:2:retried"), 0);
 		CHECK_INT(raw_int("ZCARD {pw}:failures:%s", id), failures);
 		CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), jobs);
 		CHECK_INT(raw_int("HEXISTS {pw}:retry-jobs %s", rid), 1);
@@ -757,7 +762,8 @@ static void test_retries(void)
 		CHECK_INT(raw_int("ZSCORE {pw}:retries %s", rid), due + 99999);
 	}
 
-	/* the retry fails again and schedules the next one in the same step */
+	/* the same attempt, sent again under the current claim, is counted
+	 * and schedules the next retry in the same step */
 	failure_init(&f, id, due + 30000, 502, NULL);
 	f.attempt.attempt = 2;
 	f.threshold = 10;
@@ -765,6 +771,7 @@ static void test_retries(void)
 	f.retry_token = tok2;
 	f.next_job = job;
 	f.next_due_ms = due + 600000;
+	f.attempt_id = "msg_x:2:retried";
 	CHECK_INT(fail_on(sa, &f), STORE_FAILURE_COUNTED);
 	CHECK_INT(raw_int("HEXISTS {pw}:retry-jobs %s", rid), 0);
 	CHECK_INT(raw_int("ZSCORE {pw}:retries %s", rid), 0);
