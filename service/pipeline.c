@@ -119,6 +119,9 @@ struct delivery_job {
 	struct backoff record;        /* retries of recording the outcome */
 	char *sent_token;             /* a retry: the claim token its outcome
 				       * was last sent to Redis with */
+	int64_t park_due_ms;          /* parking: when it is due, fixed at the
+				       * first send (one retry id however
+				       * often it is sent) */
 };
 
 /* What a delivery renders from, whether first attempt or retry. */
@@ -611,10 +614,14 @@ static void parked(void *arg, enum store_status status, int64_t version)
 static void park_job(struct delivery_job *job)
 {
 	struct pipeline *p = job->p;
+	char name[SIGN_MESSAGE_ID_LEN + 24];
 
+	if (!job->park_due_ms)
+		job->park_due_ms = clock_wall_ms() + PIPELINE_PARK_DELAY_MS;
+	snprintf(name, sizeof(name), "park-%s-%d", job->message_id, job->attempt);
 	if (encode_job(p, job, job->attempt) < 0 ||
-	    store_retry_defer(p->store, job->webhook_id, buf_str(&p->scratch),
-			      clock_wall_ms() + PIPELINE_PARK_DELAY_MS, parked, job) < 0)
+	    store_retry_defer(p->store, job->webhook_id, name, buf_str(&p->scratch),
+			      job->park_due_ms, parked, job) < 0)
 		record_later(job, "cannot park delivery");
 }
 

@@ -779,20 +779,23 @@ int store_retry_drop(struct store *st, const char *retry_id,
 	return store_start_write(st, cmd, cb, arg);
 }
 
-int store_retry_defer(struct store *st, const char *webhook_id,
+int store_retry_defer(struct store *st, const char *webhook_id, const char *name,
 		      const char *job, int64_t due_ms, store_write_cb *cb,
 		      void *arg)
 {
-	struct rlink_cmd *cmd = rlink_cmd_new("retry_defer", &lua_retry_defer);
+	struct rlink_cmd *cmd;
 
+	if (!name || !name[0])
+		return -1;
+	cmd = rlink_cmd_new("retry_defer", &lua_retry_defer);
 	if (!cmd)
 		return -1;
 	rlink_cmd_key(cmd, STORE_KEY("retries"), NULL);
 	rlink_cmd_key(cmd, STORE_KEY("retry-jobs"), NULL);
-	rlink_cmd_key(cmd, STORE_KEY("seq"), NULL);
 	rlink_cmd_args(cmd, webhook_id);
 	rlink_cmd_argnum(cmd, due_ms);
 	rlink_cmd_args(cmd, job);
+	rlink_cmd_args(cmd, name);
 	return store_start_write(st, cmd, cb, arg);
 }
 

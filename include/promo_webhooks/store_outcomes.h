@@ -227,9 +227,12 @@ int store_retry_drop(struct store *st, const char *retry_id,
  * Puts a delivery off without an attempt: stores job (the retry job format,
  * with the attempt number it has not made yet) due at due_ms, to be claimed
  * like any retry. For deliveries whose target is already saturated, so a
- * slow target parks its backlog in Redis instead of in memory.
+ * slow target parks its backlog in Redis instead of in memory. name (not
+ * empty) names the delivery: the retry id is "<webhook_id>:<due_ms>:<name>",
+ * so the same deferral sent again after a lost answer (same name, same
+ * due_ms) changes nothing. -1 without a name.
  */
-int store_retry_defer(struct store *st, const char *webhook_id,
+int store_retry_defer(struct store *st, const char *webhook_id, const char *name,
 		      const char *job, int64_t due_ms, store_write_cb *cb,
 		      void *arg);
 

@@ -282,7 +282,7 @@ static void scenario(const struct config *cfg)
 	wait_step("attempts", store_attempts_list(st, W1, on_attempts, "attempts w1"));
 	wait_step("attempts", store_attempts_list(st, W3, on_attempts, "attempts w3"));
 
-	wait_step("defer", store_retry_defer(st, W3, job, T0 + 5000, on_write, "defer"));
+	wait_step("defer", store_retry_defer(st, W3, "park-msg_1-1", job, T0 + 5000, on_write, "defer"));
 	wait_step("retry_claim", store_retry_claim(st, T0 + 70000, 30000, 10, on_claim,
 						   "retry_claim"));
 	wait_step("retry_renew", store_retry_renew(st, "no-such-retry", "1", T0 + 90000, on_write,

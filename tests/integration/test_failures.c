@@ -1110,6 +1110,41 @@ static int stores_ready(void *arg)
 	return store_is_ready(sa) && store_is_ready(sb);
 }
 
+/* A deferral (a parked delivery) sent again because its answer was lost
+ * names the same retry and changes nothing: one retry, and once claimed,
+ * not made due again by the second send. */
+static void test_defer_again(void)
+{
+	const char *id = "a0000000000000000000000000000019";
+	const char *job = "{\"webhookId\":\"a0000000000000000000000000000019\",\"eventId\":\"evt-p\",\"attempt\":1}";
+	int64_t due = T0 + 5000;
+	long long before = raw_int("HLEN {pw}:retry-jobs%s", "");
+	struct claimed c;
+	struct wres w;
+	int i;
+
+	memset(&c, 0, sizeof(c));
+	create_webhook(id, "deferco", "https://hooks.deferco.example/p");
+	for (i = 0; i < 2; i++) {
+		memset(&w, 0, sizeof(w));
+		CHECK_INT(store_retry_defer(sa, id, "park-msg_p-1", job, due, on_write, &w), 0);
+		wait_done(&w);
+		CHECK_INT(w.status, STORE_OK);
+	}
+	CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), before + 1);
+	claim_retries(&c, due, 30000);
+	CHECK_INT(c.n, 1);
+	/* sent a third time while claimed: still leased, not due again */
+	memset(&w, 0, sizeof(w));
+	CHECK_INT(store_retry_defer(sa, id, "park-msg_p-1", job, due, on_write, &w), 0);
+	wait_done(&w);
+	claim_retries(&c, due + 1, 30000);
+	CHECK_INT(c.n, 0);
+	CHECK_INT(raw_int("HLEN {pw}:retry-jobs%s", ""), before + 1);
+	/* a deferral needs a name */
+	CHECK_INT(store_retry_defer(sa, id, "", job, due, on_write, &w), -1);
+}
+
 int main(void)
 {
 	char err[256];
@@ -1142,6 +1177,7 @@ int main(void)
 	test_same_ms();
 	test_race();
 	test_retries();
+	test_defer_again();
 	test_outbox();
 	test_attempt_log();
 	test_unreachable();
