@@ -409,12 +409,17 @@ static void note_sent_token(struct delivery_job *job)
 }
 
 /* Whether job's claim changed to one of this replica's since its outcome
- * was sent: the outcome is then sent again under the new token (it was
- * not recorded: a stale answer changes nothing). */
+ * was sent (logged then): the caller sends the outcome again under the new
+ * token (it was not recorded: a stale answer changes nothing). */
 static int claimed_again_here(const struct delivery_job *job)
 {
-	return job->retry && job->retry->token && job->sent_token &&
-	       strcmp(job->sent_token, job->retry->token) != 0;
+	if (!job->retry || !job->retry->token || !job->sent_token ||
+	    strcmp(job->sent_token, job->retry->token) == 0)
+		return 0;
+	log_info("retry claimed again here while its outcome was sent; sent again under the new claim",
+		 "webhook=%s retry=%s attempt=%d", job->webhook_id, job->retry->retry_id,
+		 job->attempt);
+	return 1;
 }
 
 static void record_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -502,9 +507,6 @@ static void failure_recorded(void *arg, enum store_status status,
 		break;
 	case STORE_FAILURE_STALE:
 		if (claimed_again_here(job)) {
-			log_info("retry claimed again here while its outcome was sent; sent again under the new claim",
-				 "webhook=%s retry=%s attempt=%d", job->webhook_id,
-				 job->retry->retry_id, job->attempt);
 			record_failure(job);
 			return;
 		}
@@ -636,9 +638,6 @@ static void retry_success_recorded(void *arg, enum store_status status, int64_t 
 		p->counters.redis_errors++;
 		log_warn("cannot record successful retry", "reason=%s", store_status_name(status));
 	} else if (version == 0 && claimed_again_here(job)) {
-		log_info("retry claimed again here while its outcome was sent; sent again under the new claim",
-			 "webhook=%s retry=%s attempt=%d", job->webhook_id, job->retry->retry_id,
-			 job->attempt);
 		record_retry_success(job);
 		return;
 	} else if (version == 0) {

@@ -547,25 +547,48 @@ static void test_address_policy(struct server *srv)
 	deliver_free(d);
 }
 
+/* n outcome slots and a deliverer for cfg, or NULL (both freed, the
+ * failure checked). */
+static struct deliver *new_run(const struct config *cfg, int n, struct outcome **o)
+{
+	struct deliver *d;
+
+	*o = calloc((size_t)n, sizeof(**o));
+	CHECK(*o != NULL);
+	if (!*o)
+		return NULL;
+	d = new_deliver(cfg);
+	CHECK(d != NULL);
+	if (!d) {
+		free(*o);
+		*o = NULL;
+	}
+	return d;
+}
+
+/* How many of o[0..n) were reported once, delivered. */
+static int count_ok(const struct outcome *o, int n)
+{
+	int i, ok = 0;
+
+	for (i = 0; i < n; i++)
+		ok += o[i].called == 1 && o[i].res.outcome == DELIVER_OK;
+	return ok;
+}
+
 static void test_concurrency(struct server *srv)
 {
 	enum { N = 1000 };
 	struct config cfg;
 	struct deliver *d;
-	struct outcome *o = calloc(N, sizeof(*o));
+	struct outcome *o;
 	char url[128];
-	int i, ok = 0;
+	int i;
 
-	CHECK(o != NULL);
-	if (!o)
-		return;
 	config_init(&cfg, 10000, 64, 16, 1);
-	d = new_deliver(&cfg);
-	CHECK(d != NULL);
-	if (!d) {
-		free(o);
+	d = new_run(&cfg, N, &o);
+	if (!d)
 		return;
-	}
 	srv->max_current = 0;
 	done_count = 0;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", srv->port);
@@ -574,9 +597,7 @@ static void test_concurrency(struct server *srv)
 	CHECK_INT(deliver_pending(d), N);
 	run_until(N, 60000);
 	CHECK_INT(done_count, N);
-	for (i = 0; i < N; i++)
-		ok += o[i].called == 1 && o[i].res.outcome == DELIVER_OK;
-	CHECK_INT(ok, N);
+	CHECK_INT(count_ok(o, N), N);
 	/* The per-target cap held, and was used. */
 	fprintf(stderr, "max concurrent at one target: %d (cap 16)\n", srv->max_current);
 	CHECK(srv->max_current <= 16);
@@ -595,20 +616,14 @@ static void test_url_paths(struct server *srv)
 	enum { N = 6000 };
 	struct config cfg;
 	struct deliver *d;
-	struct outcome *o = calloc(N, sizeof(*o));
+	struct outcome *o;
 	char url[128], body[32];
-	int i, ok = 0;
+	int i;
 
-	CHECK(o != NULL);
-	if (!o)
-		return;
 	config_init(&cfg, 10000, 64, 16, 1);
-	d = new_deliver(&cfg);
-	CHECK(d != NULL);
-	if (!d) {
-		free(o);
+	d = new_run(&cfg, N, &o);
+	if (!d)
 		return;
-	}
 	srv->hits_echo = 0;
 	done_count = 0;
 	for (i = 0; i < N; i++) {
@@ -618,9 +633,7 @@ static void test_url_paths(struct server *srv)
 	}
 	run_until(N, 60000);
 	CHECK_INT(done_count, N);
-	for (i = 0; i < N; i++)
-		ok += o[i].called == 1 && o[i].res.outcome == DELIVER_OK;
-	CHECK_INT(ok, N);
+	CHECK_INT(count_ok(o, N), N);
 	CHECK_INT(srv->hits_echo, N);
 	deliver_free(d);
 	free(o);
