@@ -224,6 +224,87 @@ int buf_add_json_string(struct buf *b, const char *s, size_t n)
 	return buf_addc(b, '"');
 }
 
+size_t buf_json_string_end(const char *p, size_t n, size_t open)
+{
+	size_t i = open;
+
+	/* memchr, not a byte loop: JSON text is mostly strings. The opening
+	 * quote stops the backward count of backslashes. */
+	for (;;) {
+		const char *q = i + 1 < n ? memchr(p + i + 1, '"', n - i - 1) : NULL;
+		size_t bs = 0;
+
+		if (!q)
+			return n;
+		i = (size_t)(q - p);
+		while (p[i - 1 - bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return i;
+	}
+}
+
+/* buf_add_json_compact for text that is not valid UTF-8: byte by byte,
+ * every invalid sequence (only strings can hold one) replaced by U+FFFD. */
+static int add_json_compact_repair(struct buf *b, const unsigned char *p, size_t n)
+{
+	size_t i = 0, sl;
+	int in_string = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+
+		if (c >= 0x80) {
+			sl = utf8_seq_len(p + i, n - i);
+			if (sl)
+				buf_add(b, p + i, sl);
+			else
+				buf_add(b, "\xef\xbf\xbd", 3);
+			i += sl ? sl : 1;
+			continue;
+		}
+		if (in_string) {
+			if (c == '\\' && i + 1 < n) {
+				buf_add(b, p + i, 2);
+				i += 2;
+				continue;
+			}
+			if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			i++;
+			continue;
+		}
+		buf_addc(b, (char)c);
+		i++;
+	}
+	return b->failed ? -1 : 0;
+}
+
+int buf_add_json_compact(struct buf *b, const char *p, size_t n)
+{
+	size_t i = 0, from = 0;
+
+	if (!buf_utf8_valid(p, n))
+		return add_json_compact_repair(b, (const unsigned char *)p, n);
+	while (i < n) {
+		char c = p[i];
+
+		if (c == '"') {
+			i = buf_json_string_end(p, n, i) + 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			if (i > from && buf_add(b, p + from, i - from) < 0)
+				return -1;
+			from = ++i;
+		} else {
+			i++;
+		}
+	}
+	return buf_add(b, p + from, n - from);
+}
+
 const char *buf_str(const struct buf *b)
 {
 	return b->data ? b->data : "";

@@ -3,10 +3,11 @@
  * both content modes (pipeline stage 2, pure; its times: rfc3339.c).
  *
  * Decoding streams the value through yajl's callback parser once: the
- * CloudEvents attributes are picked out on the way and the data object is
- * re-serialised compactly into a buffer as it goes by, numbers from their
- * original text, so every value reaches the webhook untouched and no parse
- * tree is built on the hot path.
+ * CloudEvents attributes and the data members the service reads are picked
+ * out on the way, and data itself is copied from the checked text where it
+ * stands, only the whitespace between its tokens left out: every string
+ * and number reaches the webhook as it was written (escapes included), and
+ * neither a parse tree nor a second serialisation is built on the hot path.
  */
 #include "promo_webhooks/event.h"
 #include "promo_webhooks/buf.h"
@@ -159,13 +160,15 @@ struct decode {
 	int depth;           /* containers open around the current token */
 	yajl_handle h;       /* the parser, for where the value ends */
 	size_t end;          /* bytes of the value up to its closing brace */
+	const char *text;    /* the text being parsed (the value, or its repaired copy) */
 	int data_level;      /* depth of data's own members (2 structured, 1 binary) */
-	int in_data;         /* tokens are being copied into data */
+	int in_data;         /* the parser is inside data */
+	size_t data_start;   /* offset of data's opening brace in text */
 	enum attr attr;      /* top-level member whose value comes next */
 	enum field field;    /* data member whose value comes next */
 	struct slot attrs[ATTR_COUNT];
 	struct slot fields[FIELD_COUNT];
-	struct buf data;     /* the data object, compact */
+	struct buf data;     /* the data object, compact, once it closed */
 	const char *fail;    /* why a callback stopped the parse */
 	char failbuf[96];    /* storage for a formatted fail */
 };
@@ -229,23 +232,11 @@ static void set_reason(char *err, size_t errlen, const char *what,
 	snprintf(err, errlen, "%s%s", what, quoted);
 }
 
-/* Emits the separator a compact JSON text needs before the next value or
- * key: a comma unless the previous byte opened a container or was a colon. */
-static void data_sep(struct buf *b)
-{
-	char last;
-
-	if (b->len == 0)
-		return;
-	last = b->data[b->len - 1];
-	if (last != '{' && last != '[' && last != ':')
-		buf_addc(b, ',');
-}
-
 /*
  * Called before every value (scalar or container start) with the kind it
- * will have. Decides where the value belongs: copied into data, captured as
- * an attribute or data member, the root of the document, or ignored.
+ * will have. Decides where the value belongs: captured as an attribute or
+ * data member, the root of the document, or ignored (the rest of data is
+ * copied when data closes).
  * Returns 0 to stop the parse (d->fail says why).
  */
 static int on_value(struct decode *d, enum slot_kind kind, const void *str,
@@ -291,54 +282,25 @@ oom:
 
 static int cb_null(void *ctx)
 {
-	struct decode *d = ctx;
-
-	if (!on_value(d, SLOT_NULL, NULL, 0, 0))
-		return 0;
-	if (d->in_data) {
-		data_sep(&d->data);
-		buf_add(&d->data, "null", 4);
-	}
-	return 1;
+	return on_value(ctx, SLOT_NULL, NULL, 0, 0);
 }
 
 static int cb_boolean(void *ctx, int v)
 {
-	struct decode *d = ctx;
-
-	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
-		return 0;
-	if (d->in_data) {
-		data_sep(&d->data);
-		buf_adds(&d->data, v ? "true" : "false");
-	}
-	return 1;
+	(void)v;
+	return on_value(ctx, SLOT_OTHER, NULL, 0, 0);
 }
 
 static int cb_number(void *ctx, const char *s, size_t len)
 {
-	struct decode *d = ctx;
-
-	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
-		return 0;
-	if (d->in_data) {
-		data_sep(&d->data);
-		buf_add(&d->data, s, len);
-	}
-	return 1;
+	(void)s;
+	(void)len;
+	return on_value(ctx, SLOT_OTHER, NULL, 0, 0);
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
-	struct decode *d = ctx;
-
-	if (!on_value(d, SLOT_STRING, s, len, 0))
-		return 0;
-	if (d->in_data) {
-		data_sep(&d->data);
-		buf_add_json_string(&d->data, (const char *)s, len);
-	}
-	return 1;
+	return on_value(ctx, SLOT_STRING, s, len, 0);
 }
 
 /* Before a container inside data opens: 1 (and d->fail set) when it would
@@ -362,14 +324,13 @@ static int cb_start_map(void *ctx)
 		       d->attr == ATTR_DATA);
 	if (!on_value(d, SLOT_OTHER, NULL, 0, 1))
 		return 0;
-	if (starts_data)
+	if (starts_data) {
 		d->in_data = 1;
-	if (d->in_data) {
-		if (data_too_deep(d))
-			return 0;
-		data_sep(&d->data);
-		buf_addc(&d->data, '{');
+		/* Just past the brace: yajl has consumed the token. */
+		d->data_start = yajl_get_bytes_consumed(d->h) - 1;
 	}
+	if (d->in_data && data_too_deep(d))
+		return 0;
 	d->depth++;
 	return 1;
 }
@@ -380,9 +341,6 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 	int i;
 
 	if (d->in_data) {
-		data_sep(&d->data);
-		buf_add_json_string(&d->data, (const char *)key, len);
-		buf_addc(&d->data, ':');
 		if (d->depth == d->data_level) {
 			d->field = FIELD_NONE;
 			for (i = 0; i < FIELD_COUNT; i++) {
@@ -416,16 +374,16 @@ static int cb_end_map(void *ctx)
 {
 	struct decode *d = ctx;
 
+	size_t at = yajl_get_bytes_consumed(d->h);
+
 	d->depth--;
 	if (d->depth == 0)
-		d->end = yajl_get_bytes_consumed(d->h);
-	if (d->in_data) {
-		buf_addc(&d->data, '}');
-		/* The data object itself closed: record it as seen. */
-		if (d->depth == d->data_level - 1) {
-			d->in_data = 0;
-			d->attrs[ATTR_DATA].kind = SLOT_OTHER;
-		}
+		d->end = at;
+	/* The data object itself closed: record it as seen, and copy it. */
+	if (d->in_data && d->depth == d->data_level - 1) {
+		d->in_data = 0;
+		d->attrs[ATTR_DATA].kind = SLOT_OTHER;
+		buf_add_json_compact(&d->data, d->text + d->data_start, at - d->data_start);
 	}
 	return 1;
 }
@@ -436,12 +394,8 @@ static int cb_start_array(void *ctx)
 
 	if (!on_value(d, SLOT_OTHER, NULL, 0, 0))
 		return 0;
-	if (d->in_data) {
-		if (data_too_deep(d))
-			return 0;
-		data_sep(&d->data);
-		buf_addc(&d->data, '[');
-	}
+	if (d->in_data && data_too_deep(d))
+		return 0;
 	d->depth++;
 	return 1;
 }
@@ -451,8 +405,6 @@ static int cb_end_array(void *ctx)
 	struct decode *d = ctx;
 
 	d->depth--;
-	if (d->in_data)
-		buf_addc(&d->data, ']');
 	return 1;
 }
 
@@ -573,12 +525,14 @@ static int decode_json(struct decode *d, const void *value, size_t len,
 	}
 	d->h = h;
 	fixed = fix_lone_surrogates(value, len);
-	st = yajl_parse(h, fixed ? (const unsigned char *)fixed : value, len);
+	d->text = fixed ? fixed : value;
+	st = yajl_parse(h, (const unsigned char *)d->text, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
 	yajl_free(h);
 	free(fixed);
 	d->h = NULL;
+	d->text = NULL;
 	/* yajl 2.1.0 ignores an unfinished token after a complete value
 	 * ({...}"abc passes as JSON): only whitespace may follow it. */
 	if (st == yajl_status_ok && !only_space((const char *)value + d->end,

@@ -283,22 +283,9 @@ static int one_object(const char *p, size_t n)
 		char c = p[i];
 
 		if (c == '"') {
-			/* To the closing quote: the next one after an even
-			 * number of backslashes (memchr, not a byte loop: data
-			 * is mostly strings). The opening quote stops the
-			 * backward count. */
-			for (;;) {
-				const char *q = memchr(p + i + 1, '"', n - i - 1);
-				size_t bs = 0;
-
-				if (!q)
-					return 0;
-				i = (size_t)(q - p);
-				while (p[i - 1 - bs] == '\\')
-					bs++;
-				if (bs % 2 == 0)
-					break;
-			}
+			i = buf_json_string_end(p, n, i);
+			if (i == n)
+				return 0;
 		} else if (c == '{' || c == '[') {
 			depth++;
 		} else if (c == '}' || c == ']') {

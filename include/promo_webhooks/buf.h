@@ -41,6 +41,17 @@ int buf_vaddf(struct buf *b, const char *fmt, va_list ap)
  * characters are escaped, so the result is always valid JSON. */
 int buf_add_json_string(struct buf *b, const char *s, size_t n);
 
+/* Where the JSON string whose opening quote is p[open] closes: the index
+ * of the next quote after an even number of backslashes, or n when none
+ * does within n bytes. */
+size_t buf_json_string_end(const char *p, size_t n, size_t open);
+/* Appends the JSON text p (n bytes, already checked to be JSON) without
+ * the whitespace between its tokens: the same value, byte for byte inside
+ * its strings and numbers, except that a sequence that is not UTF-8 (no
+ * overlong forms, no surrogates) becomes U+FFFD, so the result is always
+ * valid JSON. */
+int buf_add_json_compact(struct buf *b, const char *p, size_t n);
+
 /* 1 when s (n bytes) is valid UTF-8: no overlong forms, no surrogates,
  * nothing past U+10FFFF. */
 int buf_utf8_valid(const char *s, size_t n);

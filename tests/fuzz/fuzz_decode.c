@@ -76,6 +76,28 @@ static int nonempty(const char *s)
 	return s && *s;
 }
 
+/* 1 when JSON text p (n bytes) has no whitespace between its tokens (a
+ * byte loop of its own, not the service's string scanner). */
+static int compact(const char *p, size_t n)
+{
+	int in_string = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (in_string) {
+			if (p[i] == '\\')
+				i++;
+			else if (p[i] == '"')
+				in_string = 0;
+		} else if (p[i] == '"') {
+			in_string = 1;
+		} else if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 static void check_renders(const struct event *ev, enum period_unit period)
 {
 	struct render_input in;
@@ -146,6 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(ev.data && ev.data_len == strlen(ev.data));
 		FUZZ_ASSERT(fuzz_json_valid(ev.data, ev.data_len, 1, &info));
 		FUZZ_ASSERT(info.root_map);
+		FUZZ_ASSERT(compact(ev.data, ev.data_len));
 		FUZZ_ASSERT(info.max_depth <= RENDER_MAX_DEPTH);
 		if (ev.type == EVENT_PROMOTION_CREATED ||
 		    ev.type == EVENT_PROMOTION_UPDATED ||
