@@ -45,7 +45,7 @@ static void round_end(struct tlimit *l, int64_t mean, int64_t now_us)
 		l->base_us = mean;
 		l->base_at_us = now_us;
 	}
-	if (mean > 2 * l->base_us + TLIMIT_SLACK_US) {
+	if (mean > 2 * l->base_us + TLIMIT_PASS_US) {
 		l->limit = l->limit / 2 > l->min ? l->limit / 2 : l->min;
 	} else if (l->round_full && !l->round_timeout &&
 		   mean <= l->base_us + l->base_us / 2 + TLIMIT_SLACK_US) {

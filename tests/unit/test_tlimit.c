@@ -81,6 +81,20 @@ static int64_t became_slow(size_t limit, int64_t now_us)
 }
 
 /* Never answers: every request times out after 10 s. */
+/* A fast target behind a loop that is idle for 5 s, then works through a
+ * burst of events for 3 s, with the answer times the latency benchmark's
+ * debug log showed (base 449 us at 16 in flight; in a burst 0.9 ms at 16
+ * and 1.3 ms at 32): idle 450 us, busy 500 us + 25 us per request in
+ * flight. In the burst 16 in flight carry 17,800
+ * answers/s, 32 carry 24,600 and 64 30,500: the queue the burst left
+ * drains only if the limit stays up. */
+static int64_t burst_after_5s(size_t limit, int64_t now_us)
+{
+	if (now_us >= 5000000 && now_us < 8000000)
+		return 500 + (int64_t)limit * 25;
+	return 450;
+}
+
 static int64_t hangs(size_t limit, int64_t now_us)
 {
 	(void)limit;
@@ -169,6 +183,25 @@ static void test_target_became_slow(void)
 	CHECK_INT(r.final_limit, 1024);
 }
 
+static void test_burst_keeps_limit(void)
+{
+	struct tlimit l;
+	struct run r;
+
+	tlimit_init(&l, 256, 0);
+	r = simulate(&l, burst_after_5s, 0, 5, 1000000, 0);
+	fprintf(stderr, "burst, idle loop: limit %zu..%zu, mean %.1f\n", r.min_limit,
+		r.max_limit, r.mean_limit);
+	/* The burst: the loop's pass is not the target's answer time. */
+	r = simulate(&l, burst_after_5s, 5000000, 3, 0, 0);
+	fprintf(stderr, "burst, busy loop: limit %zu..%zu, mean %.1f\n", r.min_limit,
+		r.max_limit, r.mean_limit);
+	CHECK(r.min_limit >= 32);
+	/* Coming in at 256 (the idle loop's answers did not slow with it),
+	 * then down to what the busy loop can use. */
+	CHECK(r.final_limit <= 64);
+}
+
 static void test_hung_target_never_grows(void)
 {
 	struct tlimit l;
@@ -199,6 +232,7 @@ int main(void)
 	test_slow_target_grows();
 	test_saturated_target();
 	test_target_became_slow();
+	test_burst_keeps_limit();
 	test_hung_target_never_grows();
 	test_earlier_requests_do_not_count();
 	return TEST_DONE();
