@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
+#include "lat_windows.h"
 
 static uint64_t delivered, failed;
 static void set(rd_kafka_conf_t *c, const char *k, const char *v);
@@ -99,6 +100,7 @@ static int cmp_u32(const void *a, const void *b)
 static rd_kafka_t *crk;
 static atomic_int consume_stop;
 static uint32_t *cons;
+static int64_t *cons_sent; /* each sample's send time */
 static size_t n_cons, cap_cons;
 
 static void *consume_main(void *arg)
@@ -114,19 +116,25 @@ static void *consume_main(void *arg)
 			continue;
 		if (!m->err && m->payload &&
 		    (p = memmem(m->payload, m->len, key, sizeof(key) - 1)) != NULL) {
-			int64_t d = realtime_us() - strtoll(p + sizeof(key) - 1, NULL, 10);
+			int64_t sent = strtoll(p + sizeof(key) - 1, NULL, 10);
+			int64_t d = realtime_us() - sent;
 
 			if (n_cons == cap_cons) {
 				size_t ncap = cap_cons ? cap_cons * 2 : 65536;
 				uint32_t *q = realloc(cons, ncap * sizeof(*q));
+				int64_t *qs = q ? realloc(cons_sent, ncap * sizeof(*qs)) : NULL;
 
-				if (q) {
+				if (q)
 					cons = q;
+				if (qs) {
+					cons_sent = qs;
 					cap_cons = ncap;
 				}
 			}
-			if (n_cons < cap_cons)
+			if (n_cons < cap_cons) {
+				cons_sent[n_cons] = sent;
 				cons[n_cons++] = d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+			}
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -358,6 +366,18 @@ int main(int argc, char **argv)
 		atomic_store(&consume_stop, 1);
 		pthread_join(cth, NULL);
 		if (n_cons) {
+			int64_t first;
+			size_t nw;
+			uint32_t *w = lat_windows(cons_sent, cons, n_cons, &first, &nw);
+
+			if (w) {
+				printf(",\"consume_windows\":{\"first\":%" PRId64
+				       ",\"width_us\":%d,\"max_us\":[", first, LAT_WINDOW_US);
+				for (size_t k = 0; k < nw; k++)
+					printf("%s%u", k ? "," : "", w[k]);
+				printf("]}");
+				free(w);
+			}
 			qsort(cons, n_cons, sizeof(*cons), cmp_u32);
 			printf(",\"consume_ms\":{\"samples\":%zu,\"p50\":%.3f,\"p99\":%.3f,"
 			       "\"max\":%.3f}",

@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include "lat_windows.h"
 
 #define MAX_LISTENERS 64
 #define MARK_EVERY 1000
@@ -132,6 +133,7 @@ static int ep;
 static struct waiter *waiters;
 static size_t n_waiters, cap_waiters;
 static uint32_t *lat;
+static int64_t *lat_sent; /* each sample's send time */
 static size_t n_lat, cap_lat;
 
 static int64_t now_us(void)
@@ -452,9 +454,20 @@ static void stats(struct sbuf *b)
 	}
 	sb_printf(b, "},\"latency\":{\"samples\":%zu", n_lat);
 	if (n_lat) {
-		uint32_t *s = malloc(n_lat * sizeof(*s));
+		uint32_t *s = malloc(n_lat * sizeof(*s)), *w;
 		double sum = 0;
-		size_t k;
+		int64_t first;
+		size_t k, nw;
+
+		w = lat_windows(lat_sent, lat, n_lat, &first, &nw);
+		if (w) {
+			sb_printf(b, ",\"windows\":{\"first\":%" PRId64 ",\"width_us\":%d,\"max_us\":[",
+				  first, LAT_WINDOW_US);
+			for (k = 0; k < nw; k++)
+				sb_printf(b, "%s%u", k ? "," : "", w[k]);
+			sb_printf(b, "]}");
+			free(w);
+		}
 
 		if (s) {
 			memcpy(s, lat, n_lat * sizeof(*s));
@@ -572,9 +585,12 @@ static void on_delivery(int fd, const char *hdrs, size_t hlen, const char *body,
 			if (n_lat == cap_lat && cap_lat < MAX_LAT_SAMPLES) {
 				cap_lat = cap_lat ? cap_lat * 2 : 65536;
 				lat = xrealloc(lat, cap_lat * sizeof(*lat));
+				lat_sent = xrealloc(lat_sent, cap_lat * sizeof(*lat_sent));
 			}
-			if (n_lat < cap_lat)
+			if (n_lat < cap_lat) {
+				lat_sent[n_lat] = sent;
 				lat[n_lat++] = (uint32_t)d;
+			}
 		}
 	}
 	if (l->ids_fd >= 0) {

@@ -32,6 +32,9 @@
 #                     Kafka's own share is measured alongside: a plain
 #                     consumer in the producer process gives produce-to-
 #                     consume latency on the same topic at the same time.
+#                     Both report the slowest of each 100 ms window of send
+#                     time: the JSON's worst_windows sets the service's five
+#                     worst beside Kafka's own in the same windows.
 #   slow_50ms         every POST answered after 50 ms: thousands of deliveries
 #                     in flight (PW_BENCH_SLOW_TARGETS x _PER_TARGET), the
 #                     rate against the limit client at the same concurrency;
@@ -767,19 +770,37 @@ latency_run() {
 		--argjson kcpu "$(calc "($lr_k1 - $lr_k0) / $HZ")" \
 		--argjson dif "[$(awk '{ print $1 }' "$T/inflight.$lr_name" | paste -sd, -)]" \
 		--argjson eif "[$(awk '{ print $2 }' "$T/inflight.$lr_name" | paste -sd, -)]" '
+		# The five 100 ms windows (of send time) with the slowest
+		# delivery, beside the slowest produce-to-consume of the same
+		# window: a broker stall shows in both, the service in the gap.
+		def worst_windows:
+			if $s.latency.windows != null and $p.consume_windows != null then
+				[range(0; $s.latency.windows.max_us | length) as $i
+				 | ($s.latency.windows.first + $i) as $w
+				 | ($w - $p.consume_windows.first) as $j
+				 | select($j >= 0 and $j < ($p.consume_windows.max_us | length))
+				 | {start_unix_ms: ($w * $s.latency.windows.width_us / 1000),
+				    service_max_ms: ($s.latency.windows.max_us[$i] / 1000),
+				    kafka_max_ms: ($p.consume_windows.max_us[$j] / 1000)}
+				 | select(.service_max_ms > 0 and .kafka_max_ms > 0)
+				 | . + {service_adds_ms: (((.service_max_ms - .kafka_max_ms) * 10 | round) / 10)}]
+				| sort_by(-.service_max_ms) | .[:5]
+			else null end;
 		{offered_events_per_s: $rate, fanout: $fan,
-		 offered_deliveries_per_s: ($rate * $fan), producer: $p,
+		 offered_deliveries_per_s: ($rate * $fan), producer: ($p | del(.consume_windows)),
 		 deliveries: $s.listeners.lat.requests, expected: $n,
 		 latency_ms: ($s.latency | {samples,
 			p50: (.p50_us / 1000), p90: (.p90_us / 1000), p99: (.p99_us / 1000),
 			p999: (.p999_us / 1000), max: (.max_us / 1000), mean: (.mean_us / 1000),
 			min: (.min_us / 1000)}),
+		 worst_windows: worst_windows,
 		 service_cpu_s: $cpu, kafka_cpu_s: $kcpu,
 		 service_deliveries_in_flight_samples: $dif,
 		 service_events_in_flight_samples: $eif,
 		 service_cpu_s_per_1000: (if $s.listeners.lat.requests > 0
 			then $cpu / $s.listeners.lat.requests * 1000 else null end)}' >"$T/run.$lr_name.json"
 	say "$lr_name: $(jq -c '{deliveries, latency_ms, kafka_ack_ms: .producer.ack_ms, kafka_consume_ms: .producer.consume_ms}' "$T/run.$lr_name.json")"
+	say "$lr_name: worst 100 ms windows, slowest delivery / slowest Kafka consume (ms): $(jq -r '[.worst_windows // [] | .[] | "\(.service_max_ms) / \(.kafka_max_ms)"] | join(", ")' "$T/run.$lr_name.json")"
 }
 if has_scenario latency; then
 	r1=$( [ -f "$T/run.fanout1.json" ] && jq .deliveries_per_s "$T/run.fanout1.json" || echo 20000)
