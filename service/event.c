@@ -373,7 +373,6 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 static int cb_end_map(void *ctx)
 {
 	struct decode *d = ctx;
-
 	size_t at = yajl_get_bytes_consumed(d->h);
 
 	d->depth--;
