@@ -24,29 +24,11 @@
  *   - else keep. A doubling that only doubled the answer time (the
  *     service's own CPU, or the target, is the bottleneck) is thus not
  *     repeated, and not undone either.
- * Those rules judge by answer times, and answer times cannot tell a busy
- * loop from a busy target; answer rates can. So before them, a queue that
- * grows: when the target's queue grew during a round by more than an
- * eighth (TLIMIT_GROW_DIV) of the round's answers (requests come in faster
- * than they are answered) and none timed out, the answer-time rules are
- * not applied; the limit doubles (below the cap), and the round after
- * compares its answers per second with the round before: less than an
- * eighth more, and the doubling is undone and not tried again for
- * TLIMIT_BASE_KEEP_US (the target, or the service's CPU, is the
- * bottleneck: more in flight only waits); more, and the limit that paid
- * stays until the queue has been empty once. Without this, a loop busy
- * with a burst made every answer slower than 1.5 times the base, and those
- * at 32 in flight slower than twice the base plus the pass: the limit
- * went down to 16 and stayed, and a queue of 2,112 drained at a few hundred
- * a second above the arrivals (latency benchmark, README "Performance";
- * unit_tlimit test_growing_queue_drains).
  * The base is measured in a round at the floor: a new target's first round
  * (then it goes on at TLIMIT_START), and again every TLIMIT_BASE_KEEP_US
- * (then it goes back to the limit it had), put off while a queue grows or
- * drains at a limit that paid.
- * Without that, a base measured under load would let the limit creep up;
- * with it, a target that became slower for good is measured against its
- * new self.
+ * (then it goes back to the limit it had). Without that, a base measured under load
+ * would let the limit creep up; with it, a target that became slower for
+ * good is measured against its new self.
  */
 #ifndef PROMO_WEBHOOKS_TLIMIT_H
 #define PROMO_WEBHOOKS_TLIMIT_H
@@ -67,10 +49,6 @@
  * rendered and submitted, then the answers read) may hold an answer back:
  * only a mean slower than twice the base by more than this halves. */
 #define TLIMIT_PASS_US 1000
-/* A queue that grew by more than 1/TLIMIT_GROW_DIV of a round's answers
- * grows; a doubling that brought less than 1/TLIMIT_GROW_DIV more answers
- * per second did not pay. */
-#define TLIMIT_GROW_DIV 8
 
 struct tlimit {
 	size_t limit;          /* requests in flight allowed now */
@@ -81,31 +59,21 @@ struct tlimit {
 	int64_t round_sum_us;
 	int round_full;        /* requests waited for a slot in it */
 	int round_timeout;     /* an attempt in it timed out */
-	size_t round_queued;   /* the target's queue when it began */
-	size_t round_all;      /* answers in it, to requests started any time */
 	int64_t base_us;       /* the lowest round mean, 0 before the first */
 	int64_t base_at_us;    /* when the base was measured */
 	size_t probe_return;   /* != 0: this round measures the base at the
 				* floor, then the limit goes back to this */
-	int64_t grow_rate;     /* != 0: the limit was doubled for a growing
-				* queue; answers per second of the round before */
-	size_t grow_block;     /* != 0: a doubling to this limit did not pay;
-				* none to it or above for TLIMIT_BASE_KEEP_US,
-				* or up to the next base round */
-	int64_t grow_block_at_us;
-	int grown;             /* a doubling for a growing queue paid, and
-				* the queue has not been empty since */
 };
 
 /* A new target: a first round at TLIMIT_MIN, then TLIMIT_START (both
  * within max). */
 void tlimit_init(struct tlimit *l, size_t max, int64_t now_us);
 /*
- * One answer (or timeout) to a request started at started_us; queued: the
- * target's requests waiting for a slot now. Returns 1 when the limit
+ * One answer (or timeout) to a request started at started_us; waiting:
+ * requests of the target are waiting for a slot. Returns 1 when the limit
  * changed.
  */
 int tlimit_answer(struct tlimit *l, int64_t started_us, int64_t now_us, int timed_out,
-		  size_t queued);
+		  int waiting);
 
 #endif
