@@ -477,8 +477,9 @@ static void target_adapt(struct target *t, const struct dreq *r)
 
 	if (tlimit_answer(&t->lim, r->started_us, mono_us(), r->res.outcome == DELIVER_TIMEOUT,
 			  t->queue.n > 0))
-		log_debug("target limit changed", "target=\"%s\" limit=%zu was=%zu base_us=%" PRId64,
-			  t->key, t->lim.limit, was, t->lim.base_us);
+		log_debug("target limit changed",
+			  "target=\"%s\" limit=%zu was=%zu base_us=%" PRId64 " queued=%zu",
+			  t->key, t->lim.limit, was, t->lim.base_us, t->queue.n);
 }
 
 /* A target with nothing queued or running leaves the ready ring. It is kept
